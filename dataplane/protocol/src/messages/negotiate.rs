@@ -224,7 +224,7 @@ impl NegotiateResponse {
         out.put_bytes(&self.security_buffer);
         if !contexts.is_empty() {
             // Contexts start 8-byte aligned relative to the header (the header itself is 64).
-            while (out.len() - body_start) % 8 != 0 {
+            while !(out.len() - body_start).is_multiple_of(8) {
                 out.put_u8(0);
             }
             let ctx_offset = HEADER_BYTES + out.len() - body_start;
@@ -235,7 +235,7 @@ impl NegotiateResponse {
                 out.put_u32(0);
                 out.put_bytes(d);
                 if i + 1 < contexts.len() {
-                    while (out.len() - body_start) % 8 != 0 {
+                    while !(out.len() - body_start).is_multiple_of(8) {
                         out.put_u8(0);
                     }
                 }
