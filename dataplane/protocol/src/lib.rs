@@ -14,6 +14,7 @@
 //! - [`crypto`]: SP800-108 key derivation, signing, encryption, preauth integrity hash.
 //! - [`limits`]: every peer-controlled size the protocol layer bounds.
 
+pub mod auth;
 pub mod dialect;
 pub mod framing;
 pub mod header;
