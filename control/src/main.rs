@@ -1,1 +1,348 @@
-fn main() {}
+//! `smb3d`: the control process. It parses the command line and configuration, manages the user
+//! database, opens the shares, binds the listeners and starts the per-core reactors.
+
+mod config;
+mod passdb;
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use mimalloc::MiMalloc;
+use nix::sys::signal::{SigSet, Signal};
+use smb3d_dataplane::reactor::{bind_listeners, spawn_reactors, ReactorSpec};
+use smb3d_dataplane::server::{ServerConfig, ServerState};
+use smb3d_dataplane::share::{Requirement, Share, ShareKind};
+
+use config::{parse_cpu_list, parse_requirement, parse_share_flag, FileConfig};
+use passdb::Passdb;
+
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "smb3d",
+    version,
+    about = "High-throughput SMB2/SMB3 file server on per-core io_uring reactors"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve shares in the foreground until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+    /// Serve ./smb3d-demo/share on 127.0.0.1:4455 as user "demo", password "demo".
+    Demo {
+        /// Folder for the demo share and user database.
+        #[arg(long, default_value = "smb3d-demo")]
+        dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:4455")]
+        listen: String,
+    },
+    /// Manage the user database.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add a user or change its password; the password is read from stdin (one line).
+    Add {
+        #[arg(long)]
+        passdb: PathBuf,
+        name: String,
+    },
+    /// Remove a user.
+    Del {
+        #[arg(long)]
+        passdb: PathBuf,
+        name: String,
+    },
+    /// List users.
+    List {
+        #[arg(long)]
+        passdb: PathBuf,
+    },
+}
+
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// TOML configuration file; flags override its settings.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// User database (see `smb3d user add`).
+    #[arg(long)]
+    passdb: Option<PathBuf>,
+    /// A share, NAME=PATH; repeatable.
+    #[arg(long = "share", value_name = "NAME=PATH")]
+    shares: Vec<String>,
+    /// Address to listen on, ADDR:PORT (port defaults to 445); repeatable.
+    #[arg(long = "listen", value_name = "ADDR:PORT")]
+    listen: Vec<String>,
+    /// Number of reactor threads, each pinned to one core [default: one per core in --cpus].
+    #[arg(long)]
+    reactors: Option<usize>,
+    /// Cores to run reactors on, e.g. 0-3,8 [default: all online cores].
+    #[arg(long)]
+    cpus: Option<String>,
+    /// Signing: off, desired (sign when the client asks) or required.
+    #[arg(long)]
+    signing: Option<String>,
+    /// Encryption: off, desired (encrypt when the client asks) or required (all sessions).
+    #[arg(long)]
+    encrypt: Option<String>,
+    /// Most credits one connection may hold.
+    #[arg(long)]
+    max_credits: Option<u16>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Demo { dir, listen } => demo(&dir, &listen),
+        Command::User { action } => user(action),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("smb3d: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn user(action: UserAction) -> Result<(), String> {
+    match action {
+        UserAction::Add { passdb, name } => {
+            let mut db = Passdb::load_or_empty(&passdb)?;
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| format!("reading password from stdin: {e}"))?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            db.set(&name, smb3d_protocol::auth::nt_hash(password))?;
+            db.save(&passdb)
+        }
+        UserAction::Del { passdb, name } => {
+            let mut db = Passdb::load(&passdb)?;
+            if !db.remove(&name) {
+                return Err(format!("no user '{name}' in {}", passdb.display()));
+            }
+            db.save(&passdb)
+        }
+        UserAction::List { passdb } => {
+            for u in Passdb::load(&passdb)?.users() {
+                println!("{u}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn demo(dir: &Path, listen: &str) -> Result<(), String> {
+    let share = dir.join("share");
+    std::fs::create_dir_all(&share)
+        .map_err(|e| format!("cannot create {}: {e}", share.display()))?;
+    let passdb_path = dir.join("passdb");
+    let mut db = Passdb::load_or_empty(&passdb_path)?;
+    db.set("demo", smb3d_protocol::auth::nt_hash("demo"))?;
+    db.save(&passdb_path)?;
+    let port = listen.rsplit(':').next().unwrap_or("4455");
+    eprintln!("smb3d demo: share '{}' at {}", "share", share.display());
+    eprintln!("  try: smbclient //127.0.0.1/share -p {port} -U demo%demo -c ls");
+    serve(ServeArgs {
+        passdb: Some(passdb_path),
+        shares: vec![format!("share={}", share.display())],
+        listen: vec![listen.to_string()],
+        ..Default::default()
+    })
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let file = match &args.config {
+        Some(p) => FileConfig::load(p)?,
+        None => FileConfig::default(),
+    };
+    init_logging();
+
+    let passdb_path = args
+        .passdb
+        .or(file.passdb)
+        .ok_or("no user database: give --passdb FILE")?;
+    let users = Passdb::load(&passdb_path)?;
+    if users.is_empty() {
+        tracing::warn!(passdb = %passdb_path.display(), "user database is empty: nobody can log on");
+    }
+
+    let mut share_configs = file.shares;
+    for s in &args.shares {
+        let sc = parse_share_flag(s)?;
+        share_configs.retain(|c| !c.name.eq_ignore_ascii_case(&sc.name));
+        share_configs.push(sc);
+    }
+    if share_configs.is_empty() {
+        return Err("no shares: give --share NAME=PATH".into());
+    }
+    let mut shares = Vec::new();
+    for sc in &share_configs {
+        if sc.name.eq_ignore_ascii_case("IPC$") || sc.name.contains(['\\', '/']) {
+            return Err(format!("share name '{}' is reserved or invalid", sc.name));
+        }
+        let root = open_share_root(&sc.path).map_err(|e| format!("share {}: {e}", sc.name))?;
+        let encrypt = match &sc.encrypt {
+            Some(v) => parse_requirement(&format!("share {} encrypt", sc.name), v)?,
+            None => Requirement::Off,
+        };
+        shares.push(Arc::new(Share {
+            name: sc.name.clone(),
+            kind: ShareKind::Disk,
+            path: sc.path.clone(),
+            root: Some(root),
+            read_only: sc.read_only,
+            encrypt,
+        }));
+    }
+    shares.push(Arc::new(Share {
+        name: "IPC$".into(),
+        kind: ShareKind::Ipc,
+        path: PathBuf::new(),
+        root: None,
+        read_only: true,
+        encrypt: Requirement::Off,
+    }));
+
+    let mut config = ServerConfig::default();
+    if let Some(v) = args.signing.as_deref().or(file.signing.as_deref()) {
+        config.signing = parse_requirement("--signing", v)?;
+    }
+    if let Some(v) = args.encrypt.as_deref().or(file.encrypt.as_deref()) {
+        config.encrypt = parse_requirement("--encrypt", v)?;
+    }
+    if let Some(v) = args.max_credits.or(file.max_credits) {
+        if v == 0 {
+            return Err("--max-credits must be at least 1".into());
+        }
+        config.max_credits = v;
+    }
+    if let Some(n) = file.netbios_name {
+        config.netbios_name = n;
+    }
+
+    let cpus = match args.cpus.as_deref().or(file.cpus.as_deref()) {
+        Some(list) => parse_cpu_list(list)?,
+        None => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
+    };
+    let reactors = args
+        .reactors
+        .or(file.reactors)
+        .unwrap_or(cpus.len())
+        .clamp(1, 1024);
+
+    let mut listen = if args.listen.is_empty() {
+        file.listen
+    } else {
+        args.listen
+    };
+    if listen.is_empty() {
+        listen.push("0.0.0.0:445".into());
+    }
+    let mut per_reactor: Vec<Vec<(SocketAddr, OwnedFd)>> =
+        (0..reactors).map(|_| Vec::new()).collect();
+    for l in &listen {
+        let addr = parse_listen(l)?;
+        for (i, fd) in bind_listeners(addr, reactors)?.into_iter().enumerate() {
+            per_reactor[i].push((addr, fd));
+        }
+    }
+
+    let mut guid = [0u8; 16];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut guid);
+    let server = Arc::new(ServerState::new(config, shares, Arc::new(users), guid));
+
+    // Block the stop signals before the reactors start, so only the waiting main thread sees them.
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals
+        .thread_block()
+        .map_err(|e| format!("cannot block signals: {e}"))?;
+
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let specs = per_reactor
+        .into_iter()
+        .enumerate()
+        .map(|(index, listeners)| ReactorSpec {
+            index,
+            core: Some(cpus[index % cpus.len()]),
+            listeners,
+        })
+        .collect();
+    let handles = spawn_reactors(server, specs, shutdown.clone())
+        .map_err(|e| format!("cannot start reactors: {e}"))?;
+    tracing::info!(reactors, ?listen, "smb3d serving");
+
+    let sig = signals
+        .wait()
+        .map_err(|e| format!("waiting for signals: {e}"))?;
+    tracing::info!(signal = ?sig, "stopping");
+    shutdown.store(true, Ordering::Relaxed);
+    for h in handles {
+        let _ = h.join();
+    }
+    Ok(())
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    // An address without a port: the SMB default, 445.
+    if let Ok(ip) = s
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+    {
+        return Ok(SocketAddr::new(ip, 445));
+    }
+    Err(format!("--listen {s}: expected ADDR:PORT"))
+}
+
+fn open_share_root(path: &Path) -> Result<OwnedFd, String> {
+    use nix::fcntl::{open, OFlag};
+    use nix::sys::stat::Mode;
+    use std::os::fd::FromRawFd;
+    let meta = std::fs::metadata(path).map_err(|e| format!("path {}: {e}", path.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("path {} is not a directory", path.display()));
+    }
+    let fd = open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // SAFETY: `open` returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn init_logging() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("SMB3D_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -8,7 +8,10 @@
 //! session table and the open-file table; a [`session::Session`] owns its trees and opens.
 
 pub mod commands;
+pub mod connection;
+pub mod netif;
 pub mod open;
+pub mod reactor;
 pub mod server;
 pub mod session;
 pub mod share;

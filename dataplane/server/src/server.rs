@@ -1,7 +1,12 @@
 //! State shared by every reactor of one server process.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
+use smb3d_protocol::auth::UserLookup;
+
+use crate::session::Session;
 use crate::share::{Requirement, Share};
 
 /// Settings every connection consults.
@@ -13,28 +18,102 @@ pub struct ServerConfig {
     pub max_credits: u16,
     /// Host name reported in NTLMSSP target info.
     pub netbios_name: String,
+    /// Accept anonymous (null) session setups.
+    pub allow_anonymous: bool,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             signing: Requirement::Desired,
-            encrypt: Requirement::Off,
+            encrypt: Requirement::Desired,
             max_credits: 8192,
             netbios_name: "SMB3D".to_string(),
+            allow_anonymous: false,
         }
     }
 }
 
+/// Every live session of this process, by id. Sharded so that session creation on one core
+/// does not contend with another; per-request lookups use the connection's own cache instead.
 #[derive(Debug)]
+pub struct SessionTable {
+    shards: Vec<Mutex<HashMap<u64, Arc<Session>>>>,
+    next_id: AtomicU64,
+}
+
+const SESSION_SHARDS: usize = 16;
+
+impl SessionTable {
+    pub fn new(id_seed: u64) -> SessionTable {
+        SessionTable {
+            shards: (0..SESSION_SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+            // Keep ids unpredictable across restarts but never 0 or all-ones.
+            next_id: AtomicU64::new((id_seed & 0x0000_ffff_ffff_0000) | 1),
+        }
+    }
+
+    fn shard(&self, id: u64) -> &Mutex<HashMap<u64, Arc<Session>>> {
+        &self.shards[(id as usize) % SESSION_SHARDS]
+    }
+
+    pub fn allocate_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn insert(&self, session: Arc<Session>) {
+        self.shard(session.id)
+            .lock()
+            .unwrap()
+            .insert(session.id, session);
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<Session>> {
+        self.shard(id).lock().unwrap().get(&id).cloned()
+    }
+
+    pub fn remove(&self, id: u64) -> Option<Arc<Session>> {
+        self.shard(id).lock().unwrap().remove(&id)
+    }
+}
+
 pub struct ServerState {
     pub config: ServerConfig,
     pub shares: Vec<Arc<Share>>,
     /// Random per-process GUID (MS-SMB2 2.2.4 ServerGuid).
     pub server_guid: [u8; 16],
+    pub sessions: SessionTable,
+    pub users: Arc<dyn UserLookup + Send + Sync>,
+}
+
+impl std::fmt::Debug for ServerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerState")
+            .field("config", &self.config)
+            .field("shares", &self.shares)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerState {
+    pub fn new(
+        config: ServerConfig,
+        shares: Vec<Arc<Share>>,
+        users: Arc<dyn UserLookup + Send + Sync>,
+        server_guid: [u8; 16],
+    ) -> ServerState {
+        let seed = u64::from_le_bytes(server_guid[..8].try_into().unwrap_or([1; 8]));
+        ServerState {
+            config,
+            shares,
+            server_guid,
+            sessions: SessionTable::new(seed),
+            users,
+        }
+    }
+
     pub fn share(&self, name: &str) -> Option<Arc<Share>> {
         self.shares.iter().find(|s| s.matches(name)).cloned()
     }

@@ -1,23 +1,97 @@
-//! Sessions (MS-SMB2 3.3.1.8): an authenticated user, its trees and its opens.
+//! Sessions (MS-SMB2 3.3.1.8): an authenticated user, its keys, its trees and its opens.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use smb3d_protocol::crypto::Encryptor;
+use smb3d_protocol::dialect::{Cipher, Dialect, SigningAlgorithm};
 
 use crate::open::OpenTable;
 use crate::tree::Tree;
 
 /// Who a session is logged on as.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Identity {
-    pub user: String,
-    pub domain: String,
+pub enum Identity {
+    User { user: String, domain: String },
+    Anonymous,
+}
+
+/// Keys and protection settings fixed when authentication completes.
+pub struct SessionSecurity {
+    pub dialect: Dialect,
+    pub signing_algorithm: SigningAlgorithm,
+    /// Session.SigningKey (MS-SMB2 3.3.1.8); channels derive their own from bind session keys.
+    pub signing_key: Vec<u8>,
+    pub signing_required: bool,
+    /// Session.EncryptData: every request must arrive encrypted and every response is.
+    pub encrypt_data: bool,
+    pub cipher: Option<Cipher>,
+    /// Server-to-client (Session.EncryptionKey) and client-to-server (Session.DecryptionKey).
+    pub encryptor: Option<Encryptor>,
+    pub decryptor: Option<Encryptor>,
+    nonce_salt: u32,
+    nonce_counter: AtomicU64,
+}
+
+impl SessionSecurity {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        dialect: Dialect,
+        signing_algorithm: SigningAlgorithm,
+        signing_key: Vec<u8>,
+        signing_required: bool,
+        encrypt_data: bool,
+        cipher: Option<Cipher>,
+        encryptor: Option<Encryptor>,
+        decryptor: Option<Encryptor>,
+        nonce_salt: u32,
+    ) -> SessionSecurity {
+        SessionSecurity {
+            dialect,
+            signing_algorithm,
+            signing_key,
+            signing_required,
+            encrypt_data,
+            cipher,
+            encryptor,
+            decryptor,
+            nonce_salt,
+            nonce_counter: AtomicU64::new(1),
+        }
+    }
+
+    /// A nonce never used before with this session's encryption key: a random per-session salt
+    /// and a counter (MS-SMB2 3.3.4.1.4 requires uniqueness, not randomness).
+    pub fn next_nonce(&self) -> [u8; 16] {
+        let n = self.nonce_counter.fetch_add(1, Ordering::Relaxed);
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&n.to_le_bytes());
+        out[8..11].copy_from_slice(&self.nonce_salt.to_le_bytes()[..3]);
+        out
+    }
+}
+
+impl std::fmt::Debug for SessionSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionSecurity")
+            .field("dialect", &self.dialect)
+            .field("signing_algorithm", &self.signing_algorithm)
+            .field("signing_required", &self.signing_required)
+            .field("encrypt_data", &self.encrypt_data)
+            .field("cipher", &self.cipher)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
 pub struct Session {
     pub id: u64,
-    pub identity: Identity,
+    pub identity: Mutex<Identity>,
+    /// Set once when the first authentication completes.
+    pub security: OnceLock<SessionSecurity>,
     pub trees: Mutex<HashMap<u32, Arc<Tree>>>,
+    next_tree_id: AtomicU64,
     pub opens: OpenTable,
 }
 
@@ -25,13 +99,27 @@ impl Session {
     pub fn new(id: u64, identity: Identity) -> Session {
         Session {
             id,
-            identity,
+            identity: Mutex::new(identity),
+            security: OnceLock::new(),
             trees: Mutex::new(HashMap::new()),
+            next_tree_id: AtomicU64::new(1),
             opens: OpenTable::default(),
         }
     }
 
     pub fn tree(&self, tree_id: u32) -> Option<Arc<Tree>> {
         self.trees.lock().unwrap().get(&tree_id).cloned()
+    }
+
+    pub fn allocate_tree_id(&self) -> u32 {
+        self.next_tree_id.fetch_add(1, Ordering::Relaxed) as u32
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        *self.identity.lock().unwrap() == Identity::Anonymous
+    }
+
+    pub fn encrypt_data(&self) -> bool {
+        self.security.get().is_some_and(|s| s.encrypt_data)
     }
 }

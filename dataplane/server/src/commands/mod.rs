@@ -5,6 +5,12 @@
 //! connection adds the header, credits, signing or encryption. A handler never panics on peer
 //! data: malformed input is `Err(NtStatus)` and the reason goes to the log.
 
+pub mod ioctl;
+pub mod logoff;
+pub mod negotiate;
+pub mod session_setup;
+pub mod tree_connect;
+
 use std::ops::Range;
 use std::sync::Arc;
 

@@ -1,0 +1,277 @@
+//! SESSION_SETUP (MS-SMB2 3.3.5.5): authentication through SPNEGO/NTLMSSP, key derivation, and
+//! re-authentication of an existing session. LOGOFF lives in [`super::logoff`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use smb3d_protocol::auth::{AuthIdentity, AuthStep, ServerAuth, ServerAuthOptions};
+use smb3d_protocol::crypto::{derive_session_keys, Encryptor, PreauthHash, Signer};
+use smb3d_protocol::dialect::{Dialect, SigningAlgorithm};
+use smb3d_protocol::messages::negotiate::security_mode;
+use smb3d_protocol::messages::session_setup::{self, session_flags, SessionSetupRequest};
+use smb3d_protocol::NtStatus;
+use tracing::{info, warn};
+
+use super::negotiate::ConnectionInfo;
+use crate::server::ServerState;
+use crate::session::{Identity, Session, SessionSecurity};
+use crate::share::Requirement;
+
+/// Authentications in progress on one connection, at most.
+const MAX_PENDING_AUTH: usize = 16;
+
+/// A SESSION_SETUP exchange in progress.
+pub struct PendingAuth {
+    pub auth: ServerAuth,
+    /// The session's preauth hash (3.1.1), to be extended with each response sent.
+    pub preauth: PreauthHash,
+    /// Set for re-authentication of an established session.
+    pub existing: Option<Arc<Session>>,
+}
+
+/// A session usable on this connection, with this channel's signing key.
+pub struct Channel {
+    pub session: Arc<Session>,
+    pub signer: Option<Arc<Signer>>,
+}
+
+pub struct SessionSetupCtx<'a> {
+    pub server: &'a ServerState,
+    pub info: &'a ConnectionInfo,
+    pub pending: &'a mut HashMap<u64, PendingAuth>,
+    pub channels: &'a mut HashMap<u64, Channel>,
+    /// Fresh random values from the caller (sans-IO).
+    pub challenge: [u8; 8],
+    pub nonce_salt: u32,
+    pub now_filetime: u64,
+}
+
+pub struct SessionSetupOutcome {
+    pub status: NtStatus,
+    pub session_id: u64,
+    pub body: Vec<u8>,
+    /// Sign the response with this key (the final response of 3.x sessions, MS-SMB2 3.3.5.5.3).
+    pub sign_with: Option<Arc<Signer>>,
+}
+
+pub fn handle(
+    msg: &[u8],
+    header_session_id: u64,
+    ctx: &mut SessionSetupCtx,
+) -> Result<SessionSetupOutcome, NtStatus> {
+    let req = SessionSetupRequest::decode(msg)?;
+    let dialect = ctx.info.dialect.ok_or(NtStatus::INVALID_PARAMETER)?;
+    if req.flags & session_setup::FLAG_BINDING != 0 {
+        // Multichannel binding is not offered yet (no SMB2_GLOBAL_CAP_MULTI_CHANNEL).
+        return Err(NtStatus::REQUEST_NOT_ACCEPTED);
+    }
+
+    let session_id = if header_session_id == 0 {
+        let id = ctx.server.sessions.allocate_id();
+        if ctx.pending.len() >= MAX_PENDING_AUTH {
+            return Err(NtStatus::INSUFFICIENT_RESOURCES);
+        }
+        ctx.pending.insert(id, new_pending(ctx, None));
+        id
+    } else if !ctx.pending.contains_key(&header_session_id) {
+        // Re-authentication of an established session (MS-SMB2 3.3.5.5.2).
+        let existing = ctx
+            .channels
+            .get(&header_session_id)
+            .map(|c| c.session.clone());
+        let Some(existing) = existing else {
+            return Err(NtStatus::USER_SESSION_DELETED);
+        };
+        let pending = new_pending(ctx, Some(existing));
+        ctx.pending.insert(header_session_id, pending);
+        header_session_id
+    } else {
+        header_session_id
+    };
+
+    let pending = ctx
+        .pending
+        .get_mut(&session_id)
+        .ok_or(NtStatus::USER_SESSION_DELETED)?;
+    if dialect == Dialect::Smb311 {
+        pending.preauth.update(msg);
+    }
+    let step = pending
+        .auth
+        .step(req.security_buffer, ctx.server.users.as_ref());
+    match step {
+        AuthStep::Continue { token } => {
+            let mut body = Vec::new();
+            session_setup::encode_response(0, &token, &mut body);
+            Ok(SessionSetupOutcome {
+                status: NtStatus::MORE_PROCESSING_REQUIRED,
+                session_id,
+                body,
+                sign_with: None,
+            })
+        }
+        AuthStep::Failed { status, reason } => {
+            let pending = ctx.pending.remove(&session_id);
+            warn!(session_id, %status, %reason, "authentication failed");
+            // A failed re-authentication ends the session (MS-SMB2 3.3.5.5.3).
+            if let Some(PendingAuth {
+                existing: Some(s), ..
+            }) = pending
+            {
+                ctx.channels.remove(&s.id);
+                ctx.server.sessions.remove(s.id);
+            }
+            Err(status)
+        }
+        AuthStep::Complete {
+            token,
+            identity,
+            session_key,
+        } => {
+            let pending = ctx
+                .pending
+                .remove(&session_id)
+                .ok_or(NtStatus::INTERNAL_ERROR)?;
+            let identity = match identity {
+                AuthIdentity::User { user, domain } => Identity::User { user, domain },
+                AuthIdentity::Anonymous => Identity::Anonymous,
+            };
+            complete(
+                ctx,
+                &req,
+                dialect,
+                session_id,
+                pending,
+                identity,
+                &session_key,
+                token,
+            )
+        }
+    }
+}
+
+fn new_pending(ctx: &SessionSetupCtx, existing: Option<Arc<Session>>) -> PendingAuth {
+    let opts = ServerAuthOptions {
+        netbios_name: ctx.server.config.netbios_name.clone(),
+        dns_name: ctx.server.config.netbios_name.to_lowercase(),
+        allow_anonymous: ctx.server.config.allow_anonymous,
+    };
+    PendingAuth {
+        auth: ServerAuth::new(opts, ctx.challenge, ctx.now_filetime),
+        preauth: PreauthHash(ctx.info.preauth.0),
+        existing,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn complete(
+    ctx: &mut SessionSetupCtx,
+    req: &SessionSetupRequest,
+    dialect: Dialect,
+    session_id: u64,
+    pending: PendingAuth,
+    identity: Identity,
+    session_key: &[u8; 16],
+    token: Vec<u8>,
+) -> Result<SessionSetupOutcome, NtStatus> {
+    let anonymous = identity == Identity::Anonymous;
+    let mut flags = if anonymous { session_flags::IS_NULL } else { 0 };
+
+    if let Some(existing) = pending.existing {
+        // Re-authentication keeps the keys; only the identity is refreshed.
+        *existing.identity.lock().unwrap() = identity;
+        let signer = ctx.channels.get(&session_id).and_then(|c| c.signer.clone());
+        if existing.encrypt_data() {
+            flags |= session_flags::ENCRYPT_DATA;
+        }
+        let mut body = Vec::new();
+        session_setup::encode_response(flags, &token, &mut body);
+        return Ok(SessionSetupOutcome {
+            status: NtStatus::SUCCESS,
+            session_id,
+            body,
+            sign_with: signer,
+        });
+    }
+
+    let config = &ctx.server.config;
+    let cipher = ctx.info.cipher;
+    let encrypt_data = config.encrypt == Requirement::Required && !anonymous;
+    if encrypt_data && (cipher.is_none() || !dialect.is_smb3()) {
+        warn!(
+            session_id,
+            ?dialect,
+            "encryption is required but the client cannot encrypt"
+        );
+        return Err(NtStatus::ACCESS_DENIED);
+    }
+    let client_requires_signing = req.security_mode as u16 & security_mode::SIGNING_REQUIRED != 0
+        || ctx.info.client_security_mode & security_mode::SIGNING_REQUIRED != 0;
+    let signing_required =
+        !anonymous && (config.signing == Requirement::Required || client_requires_signing);
+
+    let (signing_key, encryptor, decryptor, signing_algorithm) = if dialect.is_smb3() {
+        let preauth = (dialect == Dialect::Smb311).then_some(&pending.preauth);
+        let keys = derive_session_keys(dialect, cipher, session_key, preauth);
+        let (enc, dec) = match cipher {
+            Some(c) => (
+                Some(Encryptor::new(c, &keys.encryption)),
+                Some(Encryptor::new(c, &keys.decryption)),
+            ),
+            None => (None, None),
+        };
+        (keys.signing, enc, dec, ctx.info.signing_algorithm)
+    } else {
+        (
+            session_key.to_vec(),
+            None,
+            None,
+            SigningAlgorithm::HmacSha256,
+        )
+    };
+    let signer = Arc::new(Signer::new(signing_algorithm, &signing_key));
+    let session = Arc::new(Session::new(session_id, identity.clone()));
+    let security = SessionSecurity::new(
+        dialect,
+        signing_algorithm,
+        signing_key,
+        signing_required,
+        encrypt_data,
+        cipher,
+        encryptor,
+        decryptor,
+        ctx.nonce_salt,
+    );
+    let _ = session.security.set(security);
+    ctx.server.sessions.insert(session.clone());
+    ctx.channels.insert(
+        session_id,
+        Channel {
+            session,
+            signer: (!anonymous).then(|| signer.clone()),
+        },
+    );
+    if encrypt_data {
+        flags |= session_flags::ENCRYPT_DATA;
+    }
+    info!(
+        session_id,
+        ?identity,
+        ?dialect,
+        ?cipher,
+        ?signing_algorithm,
+        signing_required,
+        encrypt_data,
+        "session established"
+    );
+    let mut body = Vec::new();
+    session_setup::encode_response(flags, &token, &mut body);
+    // MS-SMB2 3.3.5.5.3: 3.x signs the final response; 2.x signs when signing is in force.
+    let sign = !anonymous && (dialect.is_smb3() || signing_required);
+    Ok(SessionSetupOutcome {
+        status: NtStatus::SUCCESS,
+        session_id,
+        body,
+        sign_with: sign.then_some(signer),
+    })
+}

@@ -1,0 +1,111 @@
+//! The credit window of one connection (MS-SMB2 3.3.1.1, 3.3.1.2, 3.3.5.2.3).
+//!
+//! The client may use a message id only if the server granted it and it was not used before.
+//! The window is `[low, high)`; `used` marks ids consumed out of order above `low`.
+
+use std::collections::VecDeque;
+
+use smb3d_protocol::NtStatus;
+
+#[derive(Debug)]
+pub struct CreditWindow {
+    low: u64,
+    high: u64,
+    /// `used[i]` tells whether id `low + i` was consumed.
+    used: VecDeque<bool>,
+    max_credits: u64,
+}
+
+impl CreditWindow {
+    /// A new connection holds one credit: message id 0 for NEGOTIATE.
+    pub fn new(max_credits: u16) -> CreditWindow {
+        CreditWindow {
+            low: 0,
+            high: 1,
+            used: VecDeque::from([false]),
+            max_credits: max_credits.max(1) as u64,
+        }
+    }
+
+    /// Credits the client still holds.
+    pub fn outstanding(&self) -> u64 {
+        self.used.iter().filter(|u| !**u).count() as u64
+    }
+
+    /// Consume ids `[message_id, message_id + charge)`.
+    ///
+    /// MS-SMB2 3.3.5.2.3: an id outside the window, or already used, means the client is broken or
+    /// hostile; the server terminates the connection (the caller does that on `Err`).
+    pub fn consume(&mut self, message_id: u64, charge: u16) -> Result<(), NtStatus> {
+        let charge = charge.max(1) as u64;
+        let end = message_id
+            .checked_add(charge)
+            .ok_or(NtStatus::INVALID_PARAMETER)?;
+        if message_id < self.low || end > self.high {
+            return Err(NtStatus::INVALID_PARAMETER);
+        }
+        let start = (message_id - self.low) as usize;
+        if self.used.range(start..start + charge as usize).any(|u| *u) {
+            return Err(NtStatus::INVALID_PARAMETER);
+        }
+        for i in start..start + charge as usize {
+            self.used[i] = true;
+        }
+        while self.used.front() == Some(&true) {
+            self.used.pop_front();
+            self.low += 1;
+        }
+        Ok(())
+    }
+
+    /// Grant credits for a response: what the client asked for, within the ceiling, and never
+    /// leaving it with none (MS-SMB2 3.3.1.2).
+    pub fn grant(&mut self, requested: u16, charge: u16) -> u16 {
+        let outstanding = self.outstanding();
+        let want = (requested as u64).max(charge.max(1) as u64).max(1);
+        let room = self.max_credits.saturating_sub(outstanding);
+        let mut granted = want.min(room);
+        // Ids consumed above a hole stay tracked until the hole is used; bound that bookkeeping.
+        let tracked_max = 2 * self.max_credits;
+        granted = granted.min(tracked_max.saturating_sub(self.used.len() as u64));
+        if granted == 0 && outstanding == 0 {
+            granted = 1;
+        }
+        for _ in 0..granted {
+            self.used.push_back(false);
+        }
+        self.high += granted;
+        granted as u16
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_rules() {
+        let mut w = CreditWindow::new(100);
+        w.consume(0, 1).unwrap();
+        assert_eq!(w.grant(10, 1), 10);
+        // ids 1..11 granted
+        assert!(w.consume(0, 1).is_err(), "replayed id");
+        assert!(w.consume(11, 1).is_err(), "beyond window");
+        w.consume(5, 2).unwrap();
+        assert!(w.consume(6, 1).is_err());
+        w.consume(1, 4).unwrap();
+        assert_eq!(w.outstanding(), 4); // ids 7, 8, 9, 10
+    }
+
+    #[test]
+    fn ceiling_and_never_zero() {
+        let mut w = CreditWindow::new(4);
+        w.consume(0, 1).unwrap();
+        assert_eq!(w.grant(1000, 1), 4);
+        for id in 1..5 {
+            w.consume(id, 1).unwrap();
+        }
+        assert_eq!(w.grant(0, 1), 1, "a client is never left without credits");
+        assert!(w.consume(u64::MAX, 2).is_err());
+    }
+}

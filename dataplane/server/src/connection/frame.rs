@@ -1,0 +1,102 @@
+//! Building one response frame: the transport header, an optional TRANSFORM header, and one or
+//! more SMB2 messages (a compound), each padded to 8 bytes, signed, then encrypted as a whole.
+
+use std::sync::Arc;
+
+use smb3d_protocol::crypto::Signer;
+use smb3d_protocol::framing::{write_frame_header, FRAME_HEADER_BYTES};
+use smb3d_protocol::header::{flags, Header, HEADER_BYTES};
+use smb3d_protocol::transform::TRANSFORM_HEADER_BYTES;
+
+use crate::session::Session;
+
+pub struct FrameBuilder {
+    buf: Vec<u8>,
+    /// (start, signer) of each message.
+    messages: Vec<(usize, Option<Arc<Signer>>)>,
+}
+
+impl FrameBuilder {
+    /// `encrypt`: leave room for the TRANSFORM header; [`finish`](Self::finish) must then be
+    /// given a session with an encryption key.
+    pub fn new(encrypt: bool) -> FrameBuilder {
+        let base = FRAME_HEADER_BYTES + if encrypt { TRANSFORM_HEADER_BYTES } else { 0 };
+        FrameBuilder {
+            buf: Vec::with_capacity(base + 512),
+            messages: Vec::new(),
+        }
+        .with_len(base)
+    }
+
+    fn with_len(mut self, base: usize) -> FrameBuilder {
+        self.buf.resize(base, 0);
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    pub fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Start a message: pad the previous one to 8 bytes and chain it, then write `hdr`.
+    pub fn begin(&mut self, hdr: &Header) -> usize {
+        if let Some(&(prev, _)) = self.messages.last() {
+            while (self.buf.len() - prev) % 8 != 0 {
+                self.buf.push(0);
+            }
+            let next = (self.buf.len() - prev) as u32;
+            self.buf[prev + 20..prev + 24].copy_from_slice(&next.to_le_bytes());
+        }
+        let start = self.buf.len();
+        hdr.encode(&mut self.buf);
+        start
+    }
+
+    /// Finish the message begun at `start`; it is signed when the frame is finished.
+    pub fn end(&mut self, start: usize, signer: Option<Arc<Signer>>) {
+        if signer.is_some() {
+            let f = u32::from_le_bytes(
+                self.buf[start + 16..start + 20]
+                    .try_into()
+                    .unwrap_or([0; 4]),
+            ) | flags::SIGNED;
+            self.buf[start + 16..start + 20].copy_from_slice(&f.to_le_bytes());
+        }
+        self.messages.push((start, signer));
+    }
+
+    /// The bytes of the message begun at `start` as they stand (for the preauth hash).
+    pub fn message(&self, start: usize) -> &[u8] {
+        debug_assert!(self.buf.len() >= start + HEADER_BYTES);
+        &self.buf[start..]
+    }
+
+    /// Sign each message, encrypt the whole if asked, and write the transport header.
+    pub fn finish(mut self, encrypt_with: Option<&Session>) -> Vec<u8> {
+        let n = self.messages.len();
+        for i in 0..n {
+            let start = self.messages[i].0;
+            let end = if i + 1 < n {
+                self.messages[i + 1].0
+            } else {
+                self.buf.len()
+            };
+            if let Some(signer) = &self.messages[i].1 {
+                signer.sign(&mut self.buf[start..end]);
+            }
+        }
+        if let Some(security) = encrypt_with.and_then(|s| s.security.get().map(|sec| (s.id, sec))) {
+            let (session_id, sec) = security;
+            if let Some(enc) = &sec.encryptor {
+                let nonce = sec.next_nonce();
+                enc.encrypt_in_place(&nonce, session_id, &mut self.buf[FRAME_HEADER_BYTES..]);
+            }
+        }
+        let len = self.buf.len() - FRAME_HEADER_BYTES;
+        write_frame_header(&mut self.buf, len);
+        self.buf
+    }
+}

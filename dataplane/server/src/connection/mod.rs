@@ -1,0 +1,794 @@
+//! One client connection: the SMB2 protocol state machine between the reactor's bytes and the
+//! command handlers.
+//!
+//! The reactor hands in whole PDUs (the 4-byte transport header already removed) and sends the
+//! frames that come out. In between: SMB1 negotiate probe, decryption (TRANSFORM), compound
+//! split (MS-SMB2 3.3.5.2.7), credit and message-id checks (3.3.5.2.3), session and tree lookup
+//! (3.3.5.2.9, 3.3.5.2.11), signature verification (3.3.5.2.4), dispatch, and the response path:
+//! header, credits granted, compound padding, signing, encryption (3.3.4.1).
+
+mod credits;
+mod frame;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use smb3d_protocol::header::{self, flags, Command, Header, HEADER_BYTES, TRANSFORM_PROTOCOL_ID};
+use smb3d_protocol::limits::MAX_COMPOUND_REQUESTS;
+use smb3d_protocol::messages::{echo, error};
+use smb3d_protocol::transform::TransformHeader;
+use smb3d_protocol::NtStatus;
+use tracing::{debug, warn};
+
+use crate::commands::negotiate::ConnectionInfo;
+use crate::commands::session_setup::{Channel, PendingAuth, SessionSetupCtx};
+use crate::commands::{self, ioctl::IoctlOutcome, Reply, Request, TreeCtx};
+use crate::open::{FileId, Open};
+use crate::server::ServerState;
+use crate::session::Session;
+use crate::tree::Tree;
+use credits::CreditWindow;
+use frame::FrameBuilder;
+
+/// Requests one connection may have waiting asynchronously (blocked locks).
+const MAX_ASYNC_WAITS: usize = 256;
+
+/// Why a connection must be closed; logged by the reactor.
+#[derive(Debug)]
+pub struct Disconnect(pub String);
+
+/// Fresh randomness and time, supplied by the reactor so the state machine stays testable.
+pub trait Environment {
+    fn now_filetime(&self) -> u64;
+    fn random_bytes(&mut self, out: &mut [u8]);
+}
+
+/// A request parked until the state blocking it changes (MS-SMB2 3.3.4.2).
+struct AsyncWait {
+    async_id: u64,
+    message_id: u64,
+    session_id: u64,
+    tree_id: u32,
+    encrypted: bool,
+    header: Header,
+    msg: Vec<u8>,
+}
+
+pub struct Connection {
+    server: Arc<ServerState>,
+    pub peer: String,
+    info: ConnectionInfo,
+    credits: CreditWindow,
+    channels: HashMap<u64, Channel>,
+    pending_auth: HashMap<u64, PendingAuth>,
+    waits: Vec<AsyncWait>,
+    next_async_id: u64,
+}
+
+/// Per-PDU state carried from one compound element to the next (MS-SMB2 3.3.5.2.7.2).
+#[derive(Default)]
+struct CompoundState {
+    session_id: u64,
+    tree_id: u32,
+    file_id: Option<FileId>,
+    /// A related request after a failed one fails the same way.
+    failed: Option<NtStatus>,
+}
+
+impl Connection {
+    pub fn new(server: Arc<ServerState>, peer: String) -> Connection {
+        let credits = CreditWindow::new(server.config.max_credits);
+        Connection {
+            server,
+            peer,
+            info: ConnectionInfo::default(),
+            credits,
+            channels: HashMap::new(),
+            pending_auth: HashMap::new(),
+            waits: Vec::new(),
+            next_async_id: 1,
+        }
+    }
+
+    /// Process one PDU; responses are appended to `out` as complete frames (transport header
+    /// included). `pdu` is mutable so encrypted messages are decrypted in place.
+    pub fn handle_pdu(
+        &mut self,
+        pdu: &mut [u8],
+        env: &mut dyn Environment,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<(), Disconnect> {
+        if header::is_smb1_negotiate(pdu) {
+            return self.smb1_negotiate(pdu, env, out);
+        }
+        if pdu.starts_with(&TRANSFORM_PROTOCOL_ID) {
+            let th = TransformHeader::decode(pdu)
+                .map_err(|s| Disconnect(format!("bad transform header: {s}")))?;
+            let channel = self.channels.get(&th.session_id).ok_or_else(|| {
+                Disconnect(format!(
+                    "encrypted message for unknown session {:#x}",
+                    th.session_id
+                ))
+            })?;
+            let decryptor = channel
+                .session
+                .security
+                .get()
+                .and_then(|s| s.decryptor.as_ref())
+                .ok_or_else(|| Disconnect("encrypted message on a session without keys".into()))?;
+            let range = decryptor
+                .decrypt_in_place(pdu)
+                .map_err(|s| Disconnect(format!("decryption failed: {s}")))?;
+            return self.handle_messages(&mut pdu[range], Some(th.session_id), env, out);
+        }
+        self.handle_messages(pdu, None, env, out)
+    }
+
+    fn smb1_negotiate(
+        &mut self,
+        pdu: &[u8],
+        env: &mut dyn Environment,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<(), Disconnect> {
+        if self.info.dialect.is_some() {
+            return Err(Disconnect("SMB1 negotiate after negotiate".into()));
+        }
+        let names = header::smb1_negotiate_dialects(pdu);
+        let resp = commands::negotiate::smb1_response(
+            &names,
+            &mut self.info,
+            &self.server,
+            env.now_filetime(),
+        )
+        .ok_or_else(|| Disconnect(format!("SMB1 negotiate without an SMB2 dialect: {names:?}")))?;
+        // MS-SMB2 3.3.5.3.1: the SMB2 response to an SMB1 negotiate has MessageId 0 and grants 1.
+        let hdr = Header {
+            command: Command::Negotiate as u16,
+            credits: 1,
+            flags: flags::SERVER_TO_REDIR,
+            ..Default::default()
+        };
+        let mut fb = FrameBuilder::new(false);
+        let start = fb.begin(&hdr);
+        resp.encode(fb.buf());
+        fb.end(start, None);
+        out.push(fb.finish(None));
+        Ok(())
+    }
+
+    fn handle_messages(
+        &mut self,
+        pdu: &mut [u8],
+        encrypted_session: Option<u64>,
+        env: &mut dyn Environment,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<(), Disconnect> {
+        let encrypt_with = encrypted_session
+            .and_then(|id| self.channels.get(&id))
+            .map(|c| c.session.clone())
+            .filter(|s| s.security.get().is_some_and(|sec| sec.encryptor.is_some()));
+        let mut fb = FrameBuilder::new(encrypt_with.is_some());
+        let mut compound = CompoundState::default();
+        let mut offset = 0;
+        let pdu: &[u8] = pdu;
+        for count in 0.. {
+            if count >= MAX_COMPOUND_REQUESTS {
+                return Err(Disconnect("compound chain too long".into()));
+            }
+            let rest = &pdu[offset..];
+            let hdr =
+                Header::decode(rest).map_err(|_| Disconnect("malformed SMB2 header".into()))?;
+            if hdr.flags & flags::SERVER_TO_REDIR != 0 {
+                return Err(Disconnect("response sent to the server".into()));
+            }
+            let len = match hdr.next_command as usize {
+                0 => rest.len(),
+                n if n < HEADER_BYTES || n > rest.len() || n % 8 != 0 => {
+                    return Err(Disconnect(format!("bad NextCommand {n}")));
+                }
+                n => n,
+            };
+            let msg = &rest[..len];
+            let single = offset == 0 && hdr.next_command == 0;
+            self.process(
+                &hdr,
+                msg,
+                encrypted_session.is_some(),
+                single,
+                &mut compound,
+                &mut fb,
+                env,
+                out,
+            )?;
+            if hdr.next_command == 0 {
+                break;
+            }
+            offset += len;
+        }
+        if !fb.is_empty() {
+            out.push(fb.finish(encrypt_with.as_deref()));
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn process(
+        &mut self,
+        hdr: &Header,
+        msg: &[u8],
+        encrypted: bool,
+        single: bool,
+        compound: &mut CompoundState,
+        fb: &mut FrameBuilder,
+        env: &mut dyn Environment,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<(), Disconnect> {
+        let command = Command::from_u16(hdr.command);
+        if command == Some(Command::Cancel) {
+            // MS-SMB2 3.3.5.16: CANCEL takes no credit and gets no response of its own.
+            self.cancel(hdr, out);
+            return Ok(());
+        }
+        let dialect = self.info.dialect;
+        let charge = if dialect.is_some_and(|d| d >= smb3d_protocol::dialect::Dialect::Smb210) {
+            hdr.credit_charge
+        } else {
+            1
+        };
+        self.credits.consume(hdr.message_id, charge).map_err(|_| {
+            Disconnect(format!(
+                "message id {} outside the credit window",
+                hdr.message_id
+            ))
+        })?;
+        let granted = self.credits.grant(hdr.credits, charge);
+
+        let mut rsp = Header {
+            credit_charge: hdr.credit_charge,
+            command: hdr.command,
+            credits: granted,
+            flags: flags::SERVER_TO_REDIR | (hdr.flags & flags::RELATED_OPERATIONS),
+            message_id: hdr.message_id,
+            process_id: hdr.process_id,
+            tree_id: hdr.tree_id,
+            session_id: hdr.session_id,
+            ..Default::default()
+        };
+
+        // MS-SMB2 3.3.5.2: before NEGOTIATE only NEGOTIATE; NEGOTIATE only once.
+        match (command, dialect) {
+            (Some(Command::Negotiate), Some(_)) => {
+                return Err(Disconnect("second NEGOTIATE".into()))
+            }
+            (Some(Command::Negotiate), None) => return self.negotiate(msg, rsp, env, fb),
+            (_, None) => return Err(Disconnect("request before NEGOTIATE".into())),
+            _ => {}
+        }
+        let Some(command) = command else {
+            debug!(command = hdr.command, "unknown command");
+            return self.error(fb, rsp, NtStatus::INVALID_PARAMETER, None);
+        };
+
+        if hdr.is_related() {
+            rsp.session_id = compound.session_id;
+            rsp.tree_id = compound.tree_id;
+            if let Some(status) = compound.failed {
+                return self.error(fb, rsp, status, None);
+            }
+        }
+        compound.session_id = rsp.session_id;
+        compound.tree_id = rsp.tree_id;
+
+        if command == Command::SessionSetup {
+            return self.session_setup(msg, rsp, env, fb, compound);
+        }
+        if command == Command::Echo && rsp.session_id == 0 {
+            let mut body = Vec::new();
+            echo::encode_response(&mut body);
+            return self.respond(fb, rsp, NtStatus::SUCCESS, &body, None);
+        }
+
+        // MS-SMB2 3.3.5.2.9: the session must exist on this connection.
+        let Some(channel) = self.channels.get(&rsp.session_id) else {
+            compound.failed = Some(NtStatus::USER_SESSION_DELETED);
+            return self.error(fb, rsp, NtStatus::USER_SESSION_DELETED, None);
+        };
+        let session = channel.session.clone();
+        let signer = channel.signer.clone();
+        let security = session.security.get();
+        // MS-SMB2 3.3.5.2.4: verify the signature of signed requests; refuse unsigned ones when
+        // signing is required. Encrypted requests are authenticated by the cipher.
+        if !encrypted {
+            if security.is_some_and(|s| s.encrypt_data) {
+                warn!(
+                    session = rsp.session_id,
+                    "unencrypted request on a session that requires encryption"
+                );
+                return self.error(fb, rsp, NtStatus::ACCESS_DENIED, None);
+            }
+            if hdr.is_signed() {
+                let ok = signer.as_ref().is_some_and(|s| s.verify(msg));
+                if !ok {
+                    warn!(
+                        session = rsp.session_id,
+                        message_id = hdr.message_id,
+                        "bad signature"
+                    );
+                    return self.error(fb, rsp, NtStatus::ACCESS_DENIED, None);
+                }
+            } else if security.is_some_and(|s| s.signing_required) {
+                warn!(
+                    session = rsp.session_id,
+                    message_id = hdr.message_id,
+                    "unsigned request on a signing-required session"
+                );
+                return self.error(fb, rsp, NtStatus::ACCESS_DENIED, None);
+            }
+        }
+        let sign_with =
+            if !encrypted && (hdr.is_signed() || security.is_some_and(|s| s.signing_required)) {
+                signer
+            } else {
+                None
+            };
+
+        match command {
+            Command::Logoff => {
+                if let Err(s) = echo::decode_request(msg) {
+                    return self.error(fb, rsp, s, sign_with);
+                }
+                for open in commands::logoff::logoff(&session, &self.server) {
+                    commands::close::close_open(&self.server, &open);
+                }
+                self.channels.remove(&session.id);
+                let mut body = Vec::new();
+                echo::encode_response(&mut body);
+                self.respond(fb, rsp, NtStatus::SUCCESS, &body, sign_with)
+            }
+            Command::Echo => {
+                let mut body = Vec::new();
+                echo::encode_response(&mut body);
+                self.respond(fb, rsp, NtStatus::SUCCESS, &body, sign_with)
+            }
+            Command::TreeConnect => {
+                let dialect = dialect.unwrap_or(smb3d_protocol::dialect::Dialect::Smb202);
+                match commands::tree_connect::connect(msg, &session, &self.server, dialect) {
+                    Ok((tree_id, body)) => {
+                        rsp.tree_id = tree_id;
+                        compound.tree_id = tree_id;
+                        self.respond(fb, rsp, NtStatus::SUCCESS, &body, sign_with)
+                    }
+                    Err(s) => {
+                        compound.failed = Some(s);
+                        self.error(fb, rsp, s, sign_with)
+                    }
+                }
+            }
+            Command::Ioctl if is_connection_ioctl(msg) => {
+                match commands::ioctl::handle(msg, &self.info, &self.server.server_guid) {
+                    Ok(IoctlOutcome::Reply(body)) => {
+                        self.respond(fb, rsp, NtStatus::SUCCESS, &body, sign_with)
+                    }
+                    Ok(IoctlOutcome::Disconnect(why)) => Err(Disconnect(why.into())),
+                    Err(s) => self.error(fb, rsp, s, sign_with),
+                }
+            }
+            _ => {
+                // Tree-scoped commands: MS-SMB2 3.3.5.2.11, the tree must exist in the session.
+                let Some(tree) = session.tree(rsp.tree_id) else {
+                    compound.failed = Some(NtStatus::NETWORK_NAME_DELETED);
+                    return self.error(fb, rsp, NtStatus::NETWORK_NAME_DELETED, sign_with);
+                };
+                if tree.encrypt && !encrypted {
+                    return self.error(fb, rsp, NtStatus::ACCESS_DENIED, sign_with);
+                }
+                if command == Command::TreeDisconnect {
+                    return match commands::tree_connect::disconnect(&session, tree.id) {
+                        Ok(opens) => {
+                            for open in opens {
+                                commands::close::close_open(&self.server, &open);
+                            }
+                            let mut body = Vec::new();
+                            echo::encode_response(&mut body);
+                            self.respond(fb, rsp, NtStatus::SUCCESS, &body, sign_with)
+                        }
+                        Err(s) => self.error(fb, rsp, s, sign_with),
+                    };
+                }
+                let result = self.run_tree_command(
+                    command,
+                    hdr,
+                    msg,
+                    &session,
+                    &tree,
+                    &mut compound.file_id,
+                );
+                match result {
+                    Ok(reply) => self.finish_reply(
+                        reply, hdr, msg, rsp, sign_with, single, encrypted, fb, out, compound,
+                    ),
+                    Err(s) => {
+                        if command == Command::Create {
+                            compound.failed = Some(s);
+                        }
+                        self.error(fb, rsp, s, sign_with)
+                    }
+                }
+            }
+        }
+    }
+
+    fn run_tree_command(
+        &self,
+        command: Command,
+        hdr: &Header,
+        msg: &[u8],
+        session: &Arc<Session>,
+        tree: &Arc<Tree>,
+        file_id: &mut Option<FileId>,
+    ) -> Result<Reply, NtStatus> {
+        let req = Request { header: hdr, msg };
+        let mut ctx = TreeCtx {
+            server: &self.server,
+            session,
+            tree,
+            dialect: self
+                .info
+                .dialect
+                .unwrap_or(smb3d_protocol::dialect::Dialect::Smb202),
+            compound_file_id: file_id,
+        };
+        match command {
+            Command::Create => commands::create::handle(&req, &mut ctx),
+            Command::Close => commands::close::handle(&req, &mut ctx),
+            Command::Flush => commands::flush::handle(&req, &mut ctx),
+            Command::Read => commands::read::handle(&req, &mut ctx),
+            Command::Write => commands::write::handle(&req, &mut ctx),
+            Command::Lock => commands::lock::handle(&req, &mut ctx),
+            Command::QueryDirectory => commands::query_directory::handle(&req, &mut ctx),
+            Command::QueryInfo => commands::query_info::handle(&req, &mut ctx),
+            Command::SetInfo => commands::set_info::handle(&req, &mut ctx),
+            // Tree-level IOCTLs (FSCTLs on files) are not implemented yet.
+            Command::Ioctl => Err(NtStatus::INVALID_DEVICE_REQUEST),
+            // Change notification and oplock breaks arrive with later issues.
+            Command::ChangeNotify | Command::OplockBreak => Err(NtStatus::NOT_IMPLEMENTED),
+            _ => Err(NtStatus::INVALID_PARAMETER),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_reply(
+        &mut self,
+        reply: Reply,
+        hdr: &Header,
+        msg: &[u8],
+        rsp: Header,
+        sign_with: Option<Arc<smb3d_protocol::crypto::Signer>>,
+        single: bool,
+        encrypted: bool,
+        fb: &mut FrameBuilder,
+        out: &mut Vec<Vec<u8>>,
+        _compound: &mut CompoundState,
+    ) -> Result<(), Disconnect> {
+        match reply {
+            Reply::Body { status, body } => self.respond(fb, rsp, status, &body, sign_with),
+            Reply::ReadFile {
+                open,
+                offset,
+                length,
+                min_count,
+            } => self.read_into_frame(fb, rsp, &open, offset, length, min_count, sign_with),
+            Reply::WriteFile { open, offset, data } => {
+                let Some(bytes) = msg.get(data) else {
+                    return self.error(fb, rsp, NtStatus::INVALID_PARAMETER, sign_with);
+                };
+                match crate::storage::write_at(&open, offset, bytes) {
+                    Ok(n) => {
+                        let mut body = Vec::new();
+                        smb3d_protocol::messages::write::encode_response(n as u32, &mut body);
+                        self.respond(fb, rsp, NtStatus::SUCCESS, &body, sign_with)
+                    }
+                    Err(s) => self.error(fb, rsp, s, sign_with),
+                }
+            }
+            Reply::WouldBlock => {
+                if !single || self.waits.len() >= MAX_ASYNC_WAITS {
+                    return self.error(fb, rsp, NtStatus::LOCK_NOT_GRANTED, sign_with);
+                }
+                // MS-SMB2 3.3.4.2: answer STATUS_PENDING with an AsyncId now, the result later.
+                let async_id = self.next_async_id;
+                self.next_async_id += 1;
+                let mut interim = rsp.clone();
+                interim.flags |= flags::ASYNC_COMMAND;
+                interim.async_id = async_id;
+                self.error(fb, interim, NtStatus::PENDING, None)?;
+                self.waits.push(AsyncWait {
+                    async_id,
+                    message_id: hdr.message_id,
+                    session_id: rsp.session_id,
+                    tree_id: rsp.tree_id,
+                    encrypted,
+                    header: hdr.clone(),
+                    msg: msg.to_vec(),
+                });
+                let _ = out;
+                Ok(())
+            }
+        }
+    }
+
+    /// Build a READ response with the file data read straight into the frame buffer.
+    #[allow(clippy::too_many_arguments)]
+    fn read_into_frame(
+        &mut self,
+        fb: &mut FrameBuilder,
+        rsp: Header,
+        open: &Open,
+        offset: u64,
+        length: u32,
+        min_count: u32,
+        sign_with: Option<Arc<smb3d_protocol::crypto::Signer>>,
+    ) -> Result<(), Disconnect> {
+        let start = fb.begin(&rsp);
+        let head_at = fb.buf().len();
+        fb.buf().extend_from_slice(&[0u8; 16]);
+        let data_at = fb.buf().len();
+        fb.buf().resize(data_at + length as usize, 0);
+        let result = crate::storage::read_at(open, offset, &mut fb.buf()[data_at..]);
+        match result {
+            // MS-SMB2 3.3.5.12: fewer bytes than MinimumCount (or none) is STATUS_END_OF_FILE.
+            Ok(n) if (n == 0 && length > 0) || (n as u64) < min_count as u64 => {
+                fb.buf().truncate(start);
+                self.error(fb, rsp, NtStatus::END_OF_FILE, sign_with)
+            }
+            Ok(n) => {
+                fb.buf().truncate(data_at + n);
+                let head = smb3d_protocol::messages::read::encode_response_head(n as u32);
+                fb.buf()[head_at..head_at + 16].copy_from_slice(&head);
+                fb.end(start, sign_with);
+                Ok(())
+            }
+            Err(s) => {
+                fb.buf().truncate(start);
+                self.error(fb, rsp, s, sign_with)
+            }
+        }
+    }
+
+    fn negotiate(
+        &mut self,
+        msg: &[u8],
+        rsp: Header,
+        env: &mut dyn Environment,
+        fb: &mut FrameBuilder,
+    ) -> Result<(), Disconnect> {
+        let mut salt = [0u8; 32];
+        env.random_bytes(&mut salt);
+        match commands::negotiate::handle(
+            msg,
+            &mut self.info,
+            &self.server,
+            env.now_filetime(),
+            salt,
+        ) {
+            Ok(resp) => {
+                let start = fb.begin(&rsp);
+                resp.encode(fb.buf());
+                fb.end(start, None);
+                if self.info.dialect == Some(smb3d_protocol::dialect::Dialect::Smb311) {
+                    // MS-SMB2 3.3.5.4: the preauth hash covers the request and the response.
+                    self.info.preauth.update(msg);
+                    self.info.preauth.update(fb.message(start));
+                }
+                Ok(())
+            }
+            Err(s) => {
+                warn!(peer = %self.peer, status = %s, "negotiate failed");
+                self.error(fb, rsp, s, None)
+            }
+        }
+    }
+
+    fn session_setup(
+        &mut self,
+        msg: &[u8],
+        mut rsp: Header,
+        env: &mut dyn Environment,
+        fb: &mut FrameBuilder,
+        compound: &mut CompoundState,
+    ) -> Result<(), Disconnect> {
+        let mut challenge = [0u8; 8];
+        env.random_bytes(&mut challenge);
+        let mut salt = [0u8; 4];
+        env.random_bytes(&mut salt);
+        let mut ctx = SessionSetupCtx {
+            server: &self.server,
+            info: &self.info,
+            pending: &mut self.pending_auth,
+            channels: &mut self.channels,
+            challenge,
+            nonce_salt: u32::from_le_bytes(salt),
+            now_filetime: env.now_filetime(),
+        };
+        match commands::session_setup::handle(msg, rsp.session_id, &mut ctx) {
+            Ok(outcome) => {
+                rsp.session_id = outcome.session_id;
+                compound.session_id = outcome.session_id;
+                rsp.status = outcome.status.0;
+                let start = fb.begin(&rsp);
+                fb.buf().extend_from_slice(&outcome.body);
+                fb.end(start, outcome.sign_with);
+                if outcome.status == NtStatus::MORE_PROCESSING_REQUIRED
+                    && self.info.dialect == Some(smb3d_protocol::dialect::Dialect::Smb311)
+                {
+                    if let Some(p) = self.pending_auth.get_mut(&outcome.session_id) {
+                        p.preauth.update(fb.message(start));
+                    }
+                }
+                Ok(())
+            }
+            Err(s) => {
+                compound.failed = Some(s);
+                self.error(fb, rsp, s, None)
+            }
+        }
+    }
+
+    fn cancel(&mut self, hdr: &Header, out: &mut Vec<Vec<u8>>) {
+        // MS-SMB2 3.3.5.16: match by AsyncId for async requests, else by MessageId.
+        let found = self.waits.iter().position(|w| {
+            if hdr.is_async() {
+                w.async_id == hdr.async_id
+            } else {
+                w.message_id == hdr.message_id
+            }
+        });
+        if let Some(i) = found {
+            let wait = self.waits.remove(i);
+            self.send_async_final(&wait, NtStatus::CANCELLED, &[], out);
+        }
+    }
+
+    /// Re-run parked requests whose blocking state may have changed. Called by the reactor on
+    /// its periodic tick.
+    pub fn poll_waits(&mut self, out: &mut Vec<Vec<u8>>) {
+        let mut i = 0;
+        while i < self.waits.len() {
+            let result = {
+                let w = &self.waits[i];
+                let session = self.channels.get(&w.session_id).map(|c| c.session.clone());
+                match session.and_then(|s| s.tree(w.tree_id).map(|t| (s, t))) {
+                    Some((session, tree)) => {
+                        let mut file_id = None;
+                        let command = Command::from_u16(w.header.command).unwrap_or(Command::Lock);
+                        self.run_tree_command(
+                            command,
+                            &w.header,
+                            &w.msg,
+                            &session,
+                            &tree,
+                            &mut file_id,
+                        )
+                    }
+                    None => Err(NtStatus::USER_SESSION_DELETED),
+                }
+            };
+            match result {
+                Ok(Reply::WouldBlock) => i += 1,
+                Ok(Reply::Body { status, body }) => {
+                    let wait = self.waits.remove(i);
+                    self.send_async_final(&wait, status, &body, out);
+                }
+                Ok(_) => {
+                    let wait = self.waits.remove(i);
+                    self.send_async_final(&wait, NtStatus::INTERNAL_ERROR, &[], out);
+                }
+                Err(s) => {
+                    let wait = self.waits.remove(i);
+                    self.send_async_final(&wait, s, &[], out);
+                }
+            }
+        }
+    }
+
+    pub fn has_waits(&self) -> bool {
+        !self.waits.is_empty()
+    }
+
+    fn send_async_final(
+        &mut self,
+        wait: &AsyncWait,
+        status: NtStatus,
+        body: &[u8],
+        out: &mut Vec<Vec<u8>>,
+    ) {
+        let channel = self.channels.get(&wait.session_id);
+        let session = channel.map(|c| c.session.clone());
+        let security = session.as_ref().and_then(|s| s.security.get());
+        let sign_with = if !wait.encrypted
+            && (wait.header.is_signed() || security.is_some_and(|s| s.signing_required))
+        {
+            channel.and_then(|c| c.signer.clone())
+        } else {
+            None
+        };
+        let rsp = Header {
+            credit_charge: wait.header.credit_charge,
+            status: status.0,
+            command: wait.header.command,
+            credits: 0,
+            flags: flags::SERVER_TO_REDIR | flags::ASYNC_COMMAND,
+            message_id: wait.message_id,
+            async_id: wait.async_id,
+            session_id: wait.session_id,
+            ..Default::default()
+        };
+        let encrypt_with = session.filter(|s| {
+            wait.encrypted && s.security.get().is_some_and(|sec| sec.encryptor.is_some())
+        });
+        let mut fb = FrameBuilder::new(encrypt_with.is_some());
+        let start = fb.begin(&rsp);
+        if status.is_error() || body.is_empty() {
+            error::encode(fb.buf());
+        } else {
+            fb.buf().extend_from_slice(body);
+        }
+        fb.end(start, sign_with);
+        out.push(fb.finish(encrypt_with.as_deref()));
+    }
+
+    fn respond(
+        &mut self,
+        fb: &mut FrameBuilder,
+        mut rsp: Header,
+        status: NtStatus,
+        body: &[u8],
+        sign_with: Option<Arc<smb3d_protocol::crypto::Signer>>,
+    ) -> Result<(), Disconnect> {
+        rsp.status = status.0;
+        let start = fb.begin(&rsp);
+        fb.buf().extend_from_slice(body);
+        fb.end(start, sign_with);
+        Ok(())
+    }
+
+    fn error(
+        &mut self,
+        fb: &mut FrameBuilder,
+        mut rsp: Header,
+        status: NtStatus,
+        sign_with: Option<Arc<smb3d_protocol::crypto::Signer>>,
+    ) -> Result<(), Disconnect> {
+        rsp.status = status.0;
+        let start = fb.begin(&rsp);
+        error::encode(fb.buf());
+        fb.end(start, sign_with);
+        Ok(())
+    }
+
+    /// Close everything this connection holds (the reactor calls this when the socket closes).
+    pub fn teardown(&mut self) {
+        for (_, channel) in self.channels.drain() {
+            for open in commands::logoff::logoff(&channel.session, &self.server) {
+                commands::close::close_open(&self.server, &open);
+            }
+        }
+        self.pending_auth.clear();
+        self.waits.clear();
+    }
+}
+
+/// IOCTLs answered by the connection itself: the ones on the all-ones FileId that are not about
+/// a file (validate negotiate, interface list, test hooks).
+fn is_connection_ioctl(msg: &[u8]) -> bool {
+    use smb3d_protocol::messages::ioctl::ctl_code;
+    let code = msg
+        .get(HEADER_BYTES + 4..HEADER_BYTES + 8)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    matches!(
+        code,
+        Some(ctl_code::FSCTL_VALIDATE_NEGOTIATE_INFO)
+            | Some(ctl_code::FSCTL_QUERY_NETWORK_INTERFACE_INFO)
+            | Some(ctl_code::FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT)
+    )
+}

@@ -1,0 +1,376 @@
+//! The io_uring event loop of one reactor. All `unsafe` of the data plane's socket I/O is here.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use rand::RngCore;
+use smb3d_protocol::framing::{parse_frame_header, Frame, FRAME_HEADER_BYTES};
+use smb3d_protocol::limits::MAX_PDU_BYTES;
+use tracing::{debug, info, warn};
+
+use super::ReactorSpec;
+use crate::connection::{Connection, Environment};
+use crate::server::ServerState;
+
+const RING_ENTRIES: u32 = 1024;
+/// Bytes asked for per RECV when no large PDU is pending: several small requests at once.
+const RECV_CHUNK_BYTES: usize = 64 * 1024;
+/// Frames queued for sending per connection before the connection stops reading.
+const MAX_QUEUED_FRAMES: usize = 512;
+/// Connections one reactor serves at most; further accepts are closed at once.
+const MAX_CONNECTIONS: usize = 16 * 1024;
+/// Period of the housekeeping tick (blocked-request retries, shutdown check).
+const TICK_NS: u32 = 50_000_000;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Op {
+    Accept = 1,
+    Recv = 2,
+    Send = 3,
+    Tick = 4,
+}
+
+/// user_data layout: op (8 bits) | slot or listener index (24 bits) | generation (32 bits).
+fn user_data(op: Op, slot: usize, gen: u32) -> u64 {
+    ((op as u64) << 56) | ((slot as u64 & 0xFF_FFFF) << 32) | gen as u64
+}
+
+fn decode_user_data(v: u64) -> (u8, usize, u32) {
+    ((v >> 56) as u8, ((v >> 32) & 0xFF_FFFF) as usize, v as u32)
+}
+
+struct Conn {
+    fd: OwnedFd,
+    gen: u32,
+    conn: Connection,
+    /// Receive buffer; `rbuf[..rlen]` holds bytes not yet consumed. Never resized while a RECV is
+    /// in flight.
+    rbuf: Vec<u8>,
+    rlen: usize,
+    recv_inflight: bool,
+    sendq: VecDeque<Vec<u8>>,
+    send_off: usize,
+    send_inflight: bool,
+    closing: bool,
+}
+
+struct ReactorEnv;
+
+impl Environment for ReactorEnv {
+    fn now_filetime(&self) -> u64 {
+        let d = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        // FILETIME: 100 ns units since 1601-01-01.
+        (d.as_secs() + 11_644_473_600) * 10_000_000 + u64::from(d.subsec_nanos() / 100)
+    }
+
+    fn random_bytes(&mut self, out: &mut [u8]) {
+        rand::thread_rng().fill_bytes(out);
+    }
+}
+
+pub fn run(
+    server: Arc<ServerState>,
+    spec: ReactorSpec,
+    shutdown: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    // Declaration order is drop order in reverse: the ring goes first, so the kernel has
+    // cancelled every operation before the buffers those operations point at are freed.
+    let listeners: Vec<(SocketAddr, OwnedFd)> = spec.listeners;
+    let mut conns: Vec<Option<Conn>> = Vec::new();
+    let tick = types::Timespec::new().nsec(TICK_NS);
+    let mut ring: IoUring = IoUring::builder().build(RING_ENTRIES)?;
+    let mut free: Vec<usize> = Vec::new();
+    let mut next_gen: u32 = 1;
+    let mut env = ReactorEnv;
+
+    for (i, (addr, fd)) in listeners.iter().enumerate() {
+        push(
+            &mut ring,
+            opcode::AcceptMulti::new(types::Fd(fd.as_raw_fd()))
+                .build()
+                .user_data(user_data(Op::Accept, i, 0)),
+        )?;
+        info!(reactor = spec.index, %addr, "listening");
+    }
+    push(
+        &mut ring,
+        opcode::Timeout::new(&tick)
+            .build()
+            .user_data(user_data(Op::Tick, 0, 0)),
+    )?;
+
+    let mut completions: Vec<(u64, i32, u32)> = Vec::with_capacity(RING_ENTRIES as usize);
+    loop {
+        ring.submit_and_wait(1)?;
+        completions.clear();
+        completions.extend(
+            ring.completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
+        for &(ud, res, cflags) in &completions {
+            let (op, slot, gen) = decode_user_data(ud);
+            match op {
+                x if x == Op::Accept as u8 => {
+                    if res >= 0 {
+                        // SAFETY: a successful accept CQE carries a new descriptor owned by nobody else.
+                        let fd = unsafe { OwnedFd::from_raw_fd(res) };
+                        if conns.len() - free.len() >= MAX_CONNECTIONS {
+                            warn!("connection limit reached; refusing");
+                            continue;
+                        }
+                        let _ = nix::sys::socket::setsockopt(
+                            &fd,
+                            nix::sys::socket::sockopt::TcpNoDelay,
+                            &true,
+                        );
+                        let peer =
+                            nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(
+                                fd.as_raw_fd(),
+                            )
+                            .map(|a| a.to_string())
+                            .unwrap_or_else(|_| "?".into());
+                        debug!(%peer, reactor = spec.index, "accepted");
+                        let c = Conn {
+                            fd,
+                            gen: next_gen,
+                            conn: Connection::new(server.clone(), peer),
+                            rbuf: vec![0u8; RECV_CHUNK_BYTES],
+                            rlen: 0,
+                            recv_inflight: false,
+                            sendq: VecDeque::new(),
+                            send_off: 0,
+                            send_inflight: false,
+                            closing: false,
+                        };
+                        next_gen = next_gen.wrapping_add(1).max(1);
+                        let idx = match free.pop() {
+                            Some(i) => {
+                                conns[i] = Some(c);
+                                i
+                            }
+                            None => {
+                                conns.push(Some(c));
+                                conns.len() - 1
+                            }
+                        };
+                        if let Some(c) = conns[idx].as_mut() {
+                            arm_recv(&mut ring, c, idx)?;
+                        }
+                    } else {
+                        warn!(error = %std::io::Error::from_raw_os_error(-res), "accept failed");
+                    }
+                    if !cqueue::more(cflags) && !shutdown.load(Ordering::Relaxed) {
+                        if let Some((_, fd)) = listeners.get(slot) {
+                            push(
+                                &mut ring,
+                                opcode::AcceptMulti::new(types::Fd(fd.as_raw_fd()))
+                                    .build()
+                                    .user_data(ud),
+                            )?;
+                        }
+                    }
+                }
+                x if x == Op::Recv as u8 => {
+                    let Some(c) = conns
+                        .get_mut(slot)
+                        .and_then(|c| c.as_mut())
+                        .filter(|c| c.gen == gen)
+                    else {
+                        continue;
+                    };
+                    c.recv_inflight = false;
+                    if res <= 0 || c.closing {
+                        if res < 0 && res != -libc::ECONNRESET {
+                            debug!(peer = %c.conn.peer, error = %std::io::Error::from_raw_os_error(-res), "recv failed");
+                        }
+                        c.closing = true;
+                    } else {
+                        c.rlen += res as usize;
+                        on_received(c, &mut env);
+                        if !c.closing && c.sendq.len() < MAX_QUEUED_FRAMES {
+                            arm_recv(&mut ring, c, slot)?;
+                        }
+                    }
+                    arm_send(&mut ring, c, slot)?;
+                }
+                x if x == Op::Send as u8 => {
+                    let Some(c) = conns
+                        .get_mut(slot)
+                        .and_then(|c| c.as_mut())
+                        .filter(|c| c.gen == gen)
+                    else {
+                        continue;
+                    };
+                    c.send_inflight = false;
+                    if res < 0 {
+                        c.closing = true;
+                    } else {
+                        c.send_off += res as usize;
+                        if c.sendq.front().is_some_and(|f| c.send_off >= f.len()) {
+                            c.sendq.pop_front();
+                            c.send_off = 0;
+                        }
+                        if !c.recv_inflight && !c.closing && c.sendq.len() < MAX_QUEUED_FRAMES {
+                            arm_recv(&mut ring, c, slot)?;
+                        }
+                    }
+                    arm_send(&mut ring, c, slot)?;
+                }
+                x if x == Op::Tick as u8 => {
+                    for (idx, c) in conns.iter_mut().enumerate() {
+                        let Some(c) = c.as_mut() else { continue };
+                        if c.conn.has_waits() && !c.closing {
+                            let mut out = Vec::new();
+                            c.conn.poll_waits(&mut out);
+                            c.sendq.extend(out);
+                            arm_send(&mut ring, c, idx)?;
+                        }
+                    }
+                    if shutdown.load(Ordering::Relaxed) {
+                        for c in conns.iter_mut().flatten() {
+                            c.conn.teardown();
+                        }
+                        info!(reactor = spec.index, "stopped");
+                        return Ok(());
+                    }
+                    push(
+                        &mut ring,
+                        opcode::Timeout::new(&tick)
+                            .build()
+                            .user_data(user_data(Op::Tick, 0, 0)),
+                    )?;
+                }
+                _ => {}
+            }
+            // Reap connections that are closing and have nothing in flight.
+            if (op == Op::Recv as u8 || op == Op::Send as u8) && slot < conns.len() {
+                let done = conns[slot].as_ref().is_some_and(|c| {
+                    c.gen == gen && c.closing && !c.recv_inflight && !c.send_inflight
+                });
+                if done {
+                    if let Some(mut c) = conns[slot].take() {
+                        debug!(peer = %c.conn.peer, "connection closed");
+                        c.conn.teardown();
+                        free.push(slot);
+                    }
+                } else if let Some(c) = conns[slot].as_ref().filter(|c| c.gen == gen && c.closing) {
+                    // Wake any operation still in flight so the slot can be reaped.
+                    let _ = nix::sys::socket::shutdown(
+                        c.fd.as_raw_fd(),
+                        nix::sys::socket::Shutdown::Both,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Consume every complete PDU in the receive buffer.
+fn on_received(c: &mut Conn, env: &mut ReactorEnv) {
+    let mut pos = 0;
+    while !c.closing {
+        let avail = &c.rbuf[pos..c.rlen];
+        match parse_frame_header(avail, MAX_PDU_BYTES) {
+            Frame::NeedMore => break,
+            Frame::Invalid { len } => {
+                warn!(peer = %c.conn.peer, len, "invalid transport header or oversized PDU; closing");
+                c.closing = true;
+            }
+            Frame::Pdu { len } => {
+                if avail.len() < FRAME_HEADER_BYTES + len {
+                    break;
+                }
+                let start = pos + FRAME_HEADER_BYTES;
+                let mut out = Vec::new();
+                let result = c
+                    .conn
+                    .handle_pdu(&mut c.rbuf[start..start + len], env, &mut out);
+                c.sendq.extend(out);
+                if let Err(why) = result {
+                    warn!(peer = %c.conn.peer, reason = %why.0, "closing connection");
+                    c.closing = true;
+                }
+                pos = start + len;
+            }
+        }
+    }
+    // Keep the partial PDU at the front and size the buffer for the whole of it, so the rest is
+    // received in place.
+    c.rbuf.copy_within(pos..c.rlen, 0);
+    c.rlen -= pos;
+    let want = match parse_frame_header(&c.rbuf[..c.rlen], MAX_PDU_BYTES) {
+        Frame::Pdu { len } => {
+            (FRAME_HEADER_BYTES + len).max(c.rlen + RECV_CHUNK_BYTES.min(FRAME_HEADER_BYTES + len))
+        }
+        _ => c.rlen + RECV_CHUNK_BYTES,
+    };
+    if c.rbuf.len() < want {
+        c.rbuf.resize(want, 0);
+    } else if c.rbuf.len() > 4 * RECV_CHUNK_BYTES && want <= RECV_CHUNK_BYTES {
+        // Give back the memory of a large PDU once it is handled.
+        c.rbuf.truncate(RECV_CHUNK_BYTES);
+        c.rbuf.shrink_to_fit();
+    }
+}
+
+fn arm_recv(ring: &mut IoUring, c: &mut Conn, slot: usize) -> std::io::Result<()> {
+    if c.recv_inflight || c.closing {
+        return Ok(());
+    }
+    if c.rbuf.len() <= c.rlen {
+        c.rbuf.resize(c.rlen + RECV_CHUNK_BYTES, 0);
+    }
+    let spare = &mut c.rbuf[c.rlen..];
+    let entry = opcode::Recv::new(
+        types::Fd(c.fd.as_raw_fd()),
+        spare.as_mut_ptr(),
+        spare.len() as u32,
+    )
+    .build()
+    .user_data(user_data(Op::Recv, slot, c.gen));
+    push(ring, entry)?;
+    c.recv_inflight = true;
+    Ok(())
+}
+
+fn arm_send(ring: &mut IoUring, c: &mut Conn, slot: usize) -> std::io::Result<()> {
+    if c.send_inflight || c.closing && c.sendq.is_empty() {
+        return Ok(());
+    }
+    let Some(front) = c.sendq.front() else {
+        return Ok(());
+    };
+    let data = &front[c.send_off..];
+    let entry = opcode::Send::new(
+        types::Fd(c.fd.as_raw_fd()),
+        data.as_ptr(),
+        data.len() as u32,
+    )
+    .flags(libc::MSG_NOSIGNAL)
+    .build()
+    .user_data(user_data(Op::Send, slot, c.gen));
+    push(ring, entry)?;
+    c.send_inflight = true;
+    Ok(())
+}
+
+/// Queue one SQE, submitting first if the queue is full.
+fn push(ring: &mut IoUring, entry: squeue::Entry) -> std::io::Result<()> {
+    loop {
+        // SAFETY: every buffer an entry points at stays alive and unmoved until its completion:
+        // receive buffers are not resized while `recv_inflight`, queued frames are not dropped
+        // while `send_inflight`, listeners and the tick timespec outlive the ring loop, and a
+        // connection slot is only freed when neither operation is in flight.
+        if unsafe { ring.submission().push(&entry) }.is_ok() {
+            return Ok(());
+        }
+        ring.submit()?;
+    }
+}
