@@ -14,11 +14,13 @@
 //! - [`crypto`]: SP800-108 key derivation, signing, encryption, preauth integrity hash.
 //! - [`limits`]: every peer-controlled size the protocol layer bounds.
 
+pub mod crypto;
 pub mod dialect;
 pub mod framing;
 pub mod header;
 pub mod limits;
 pub mod status;
+pub mod transform;
 pub mod wire;
 
 pub use status::NtStatus;
