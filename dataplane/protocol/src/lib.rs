@@ -15,12 +15,14 @@
 //! - [`limits`]: every peer-controlled size the protocol layer bounds.
 
 pub mod auth;
+pub mod crypto;
 pub mod dialect;
 pub mod framing;
 pub mod header;
 pub mod limits;
 pub mod messages;
 pub mod status;
+pub mod transform;
 pub mod wire;
 
 pub use status::NtStatus;
