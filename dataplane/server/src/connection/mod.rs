@@ -9,6 +9,8 @@
 
 mod credits;
 mod frame;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
