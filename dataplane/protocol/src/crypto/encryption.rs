@@ -76,6 +76,10 @@ impl Encryptor {
     /// If `buf` is shorter than the header, the message is 4 GiB or more, or `nonce` is shorter
     /// than the cipher's nonce (all local layout errors, never peer data).
     pub fn encrypt_in_place(&self, nonce: &[u8], session_id: u64, buf: &mut [u8]) {
+        assert!(
+            buf.len() >= TRANSFORM_HEADER_BYTES,
+            "buffer lacks the TRANSFORM header slot"
+        );
         let nonce_bytes = self.cipher.nonce_bytes();
         let message_bytes = buf.len() - TRANSFORM_HEADER_BYTES;
         let mut header = TransformHeader {
@@ -416,7 +420,7 @@ mod tests {
         for cipher in ALL {
             let enc = Encryptor::new(cipher, &key_for(cipher));
             let mut nonces = NonceSequence::new(0xDEAD_BEEF_0BAD_F00D);
-            for len in [1usize, 15, 16, 17, 64, 1000, 65536 + 3] {
+            for len in [1usize, 15, 16, 17, 64, 1000, 65536 + 3, (8 << 20) + 64] {
                 let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
                 let nonce = nonces.next(cipher);
                 let mut buf = sealed(&enc, &nonce, &plain);
