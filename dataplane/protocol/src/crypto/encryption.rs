@@ -1,14 +1,14 @@
 //! SMB 3.x message encryption with the TRANSFORM header (MS-SMB2 3.1.4.3, 3.3.5.2.1.1, 2.2.41).
 //!
 //! The message is encrypted in place behind a 52-byte header slot, so a response can be laid out
-//! once and sealed without copying. AES-GCM comes from `ring`, AES-CCM from RustCrypto `ccm`
+//! once and sealed without copying. AES-GCM comes from `aws-lc-rs`, AES-CCM from RustCrypto `ccm`
 //! (tag 16 bytes, nonce 11 bytes, hence a 4-byte length field: messages up to 4 GiB).
 
 use aes::{Aes128, Aes256};
+use aws_lc_rs::aead;
 use ccm::aead::generic_array::GenericArray;
 use ccm::consts::{U11, U16};
 use ccm::{AeadInPlace, Ccm, KeyInit};
-use ring::aead;
 
 use crate::dialect::Cipher;
 use crate::status::NtStatus;
@@ -20,10 +20,13 @@ use crate::transform::{
 type Aes128Ccm = Ccm<Aes128, U16, U11>;
 type Aes256Ccm = Ccm<Aes256, U16, U11>;
 
+// One per session and direction, built once: keeping the key schedule inline saves a
+// pointer chase per message and the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 enum CipherKey {
     Gcm(aead::LessSafeKey),
-    Ccm128(Box<Aes128Ccm>),
-    Ccm256(Box<Aes256Ccm>),
+    Ccm128(Aes128Ccm),
+    Ccm256(Aes256Ccm),
 }
 
 /// Encrypts or decrypts the messages of one direction of one session.
@@ -49,12 +52,12 @@ impl Encryptor {
                 let unbound = aead::UnboundKey::new(alg, key_bytes).expect("AES-GCM key length");
                 CipherKey::Gcm(aead::LessSafeKey::new(unbound))
             }
-            Cipher::Aes128Ccm => CipherKey::Ccm128(Box::new(Aes128Ccm::new(
-                GenericArray::from_slice(key_bytes),
-            ))),
-            Cipher::Aes256Ccm => CipherKey::Ccm256(Box::new(Aes256Ccm::new(
-                GenericArray::from_slice(key_bytes),
-            ))),
+            Cipher::Aes128Ccm => {
+                CipherKey::Ccm128(Aes128Ccm::new(GenericArray::from_slice(key_bytes)))
+            }
+            Cipher::Aes256Ccm => {
+                CipherKey::Ccm256(Aes256Ccm::new(GenericArray::from_slice(key_bytes)))
+            }
         };
         Encryptor { cipher, key }
     }
@@ -73,6 +76,10 @@ impl Encryptor {
     /// If `buf` is shorter than the header, the message is 4 GiB or more, or `nonce` is shorter
     /// than the cipher's nonce (all local layout errors, never peer data).
     pub fn encrypt_in_place(&self, nonce: &[u8], session_id: u64, buf: &mut [u8]) {
+        assert!(
+            buf.len() >= TRANSFORM_HEADER_BYTES,
+            "buffer lacks the TRANSFORM header slot"
+        );
         let nonce_bytes = self.cipher.nonce_bytes();
         let message_bytes = buf.len() - TRANSFORM_HEADER_BYTES;
         let mut header = TransformHeader {
@@ -154,15 +161,9 @@ impl Encryptor {
         match &self.key {
             CipherKey::Gcm(key) => {
                 let nonce = aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| ())?;
-                key.open_in_place_separate_tag(
-                    nonce,
-                    aead::Aad::from(aad),
-                    aead::Tag::from(*tag),
-                    message,
-                    0..,
-                )
-                .map(|_| ())
-                .map_err(|_| ())
+                key.open_in_place_separate_tag(nonce, aead::Aad::from(aad), tag, message)
+                    .map(|_| ())
+                    .map_err(|_| ())
             }
             CipherKey::Ccm128(key) => key
                 .decrypt_in_place_detached(
@@ -379,6 +380,39 @@ mod tests {
         );
     }
 
+    /// AES-256: no published SMB example exists, so these expected TRANSFORM messages were
+    /// computed independently with Python `cryptography` 48 (OpenSSL AESCCM tag 16 / AESGCM)
+    /// over the 3.1.1 blog's WRITE request, key bytes `i*3+1`, nonce C7D6822D269CAF48904C664C
+    /// (first 11 or 12 bytes), SessionId 0x100000000025.
+    const AES256_CCM_SEALED: &str = "
+        FD534D427D14092C4335567789B289408E4D18A2C7D6822D269CAF48904C660000000000870000000000
+        010025000000001000004CB3D1F46D04010F594327B6EA43C2B92C2E0598CBEBC4B24EF70276FDA719F4
+        386B3FAF2BFCC2FC22DE51CDFA5EA6EFD39B37CF857EBD49252C33AAC8CA78ACE16332D1BCFA620068C6
+        95F30B552075C7A1FF6B9605C7868976B4041CB65CC41FC79232AEA50E2F2D669C03DDA228325B383A03
+        0F2C20D13FF98DB67DCDF9A9E6373FDE08B16A";
+    const AES256_GCM_SEALED: &str = "
+        FD534D4224761948769A2A7EE89A2A10AE95F5C4C7D6822D269CAF48904C664C00000000870000000000
+        010025000000001000006A2A48CB205ECEFB488871F194696D3622CA1AABF4403D1318B4618F951D71CA
+        06E258031B187734B9D1CA4A09CE08378A68BACBC0980737800A5CEBFAE1DD9B9E7AF08CE67D1F95C7CE
+        30EEC1FD37C389896DD93C4076C6A3BAC90B0CA603E32C6BD2F40EA1ED6F5B29FAA84D3D92375C06D03F
+        1DE2B98033427BD582E6B6AB74BB1FE5FE010F";
+
+    #[test]
+    fn aes256_known_answers() {
+        check_vector(
+            Cipher::Aes256Ccm,
+            &key_for(Cipher::Aes256Ccm),
+            SMB311_REQUEST_PLAIN,
+            AES256_CCM_SEALED,
+        );
+        check_vector(
+            Cipher::Aes256Gcm,
+            &key_for(Cipher::Aes256Gcm),
+            SMB311_REQUEST_PLAIN,
+            AES256_GCM_SEALED,
+        );
+    }
+
     // --- Round trips and rejection ------------------------------------------------------------
 
     #[test]
@@ -386,7 +420,7 @@ mod tests {
         for cipher in ALL {
             let enc = Encryptor::new(cipher, &key_for(cipher));
             let mut nonces = NonceSequence::new(0xDEAD_BEEF_0BAD_F00D);
-            for len in [1usize, 15, 16, 17, 64, 1000, 65536 + 3] {
+            for len in [1usize, 15, 16, 17, 64, 1000, 65536 + 3, (8 << 20) + 64] {
                 let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
                 let nonce = nonces.next(cipher);
                 let mut buf = sealed(&enc, &nonce, &plain);

@@ -1,7 +1,7 @@
 //! SP800-108 counter-mode key derivation with HMAC-SHA256 and the SMB 3.x session keys
 //! (MS-SMB2 3.1.4.2, 3.3.5.5.3).
 
-use ring::hmac;
+use aws_lc_rs::hmac;
 
 use super::PreauthHash;
 use crate::dialect::{Cipher, Dialect};
@@ -222,6 +222,31 @@ mod tests {
         );
         assert_eq!(keys128, keys128_short);
         assert_eq!(keys128.encryption.len(), 16);
+    }
+
+    /// L = 256 with a 32-byte key, as for AES-256 ciphers. Expected values computed
+    /// independently with Python `cryptography` 48 KBKDFHMAC (SHA-256, counter mode, r = 32,
+    /// counter before the fixed input), context = the "SMB 3.1.1 Encryption in Windows 10"
+    /// blog's preauth hash, key = bytes 0..32.
+    #[test]
+    fn aes256_cipher_keys_match_independent_kbkdf() {
+        let mut preauth = PreauthHash::new();
+        preauth.0.copy_from_slice(&hex(
+            "B23F3CBFD69487D9832B79B1594A367CDD950909B774C3A4C412B4FCEA9EDDDBA7DB256BA2EA30E9
+             77F11F9B113247578E0E915C6D2A513B8F2FCA5707DC8770",
+        ));
+        let full: Vec<u8> = (0u8..32).collect();
+        for cipher in [Cipher::Aes256Ccm, Cipher::Aes256Gcm] {
+            let keys = derive_session_keys(Dialect::Smb311, Some(cipher), &full, Some(&preauth));
+            assert_eq!(
+                keys.encryption,
+                hex("0C9FF1D877BA6F6DC4913A2C42990C1E0DAEB558B9EC7FB988F46FCEE67FBA10")
+            );
+            assert_eq!(
+                keys.decryption,
+                hex("9473DC48638034FFCC9E6103272CD8731ECF45FC63FCBCD750B7C9F1E7C03FAA")
+            );
+        }
     }
 
     /// L is part of the PRF input, so a 32-byte output is not a 16-byte one extended.

@@ -2,8 +2,11 @@
 //! integrity hash (MS-SMB2 3.3.5.4), message signing (MS-SMB2 3.1.4.1) and encryption with the
 //! TRANSFORM header (MS-SMB2 3.1.4.3, 2.2.41).
 //!
-//! Primitives: AES-GCM and AES-GMAC from `ring` (fused AES-NI/CLMUL code), HMAC-SHA256 and
-//! SHA-512 from `ring`, AES-CMAC from RustCrypto `cmac`, AES-CCM from RustCrypto `ccm`.
+//! Primitives: AES-GCM, AES-GMAC, AES-CMAC, HMAC-SHA256 and SHA-512 from `aws-lc-rs`; AES-CCM
+//! (which aws-lc-rs lacks) from RustCrypto `ccm`. aws-lc-rs rather than `ring` because ring
+//! hashes GCM additional data one block at a time: GMAC signing of a 1 MiB message ran at
+//! ~2.8 GB/s with ring against ~36 GB/s with aws-lc-rs on the same core, and AES-CMAC at
+//! ~0.9 GB/s with RustCrypto `cmac` against ~1.7 GB/s (see `examples/crypto_speed.rs`).
 //! Key schedules are built once per session (`Signer::new`, `Encryptor::new`) and reused for
 //! every message.
 

@@ -4,7 +4,7 @@
 //! response (connection hash), then each SESSION_SETUP request and non-final response (session
 //! hash, seeded from the connection hash). The final value is the KDF context for 3.1.1 keys.
 
-use ring::digest::{Context, SHA512};
+use aws_lc_rs::digest::{Context, SHA512};
 
 /// A SHA-512 pre-authentication integrity hash value.
 #[derive(Clone, Copy, PartialEq, Eq)]

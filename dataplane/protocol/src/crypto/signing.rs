@@ -4,9 +4,7 @@
 //! The signature covers one SMB2 message (header + body, one element of a compound, padding
 //! included) with the header's 16-byte Signature field taken as zero.
 
-use aes::Aes128;
-use cmac::{Cmac, Mac};
-use ring::{aead, hmac};
+use aws_lc_rs::{aead, cmac, hmac};
 
 use super::constant_time_eq;
 use crate::dialect::SigningAlgorithm;
@@ -16,10 +14,13 @@ const SIGNATURE_BYTES: usize = 16;
 const SIGNATURE_END: usize = SIGNATURE_OFFSET + SIGNATURE_BYTES;
 const ZERO_SIGNATURE: [u8; SIGNATURE_BYTES] = [0; SIGNATURE_BYTES];
 
+// One per session or channel, built once: keeping the key schedule inline saves a pointer
+// chase per message and the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 enum SignerKey {
     HmacSha256(hmac::Key),
-    /// Keyed CMAC state (AES key schedule and subkeys done); cloned per message.
-    AesCmac(Box<Cmac<Aes128>>),
+    /// AES key schedule and CMAC subkeys, built once.
+    AesCmac(cmac::Key),
     AesGmac(aead::LessSafeKey),
 }
 
@@ -39,9 +40,9 @@ impl Signer {
             SigningAlgorithm::HmacSha256 => {
                 SignerKey::HmacSha256(hmac::Key::new(hmac::HMAC_SHA256, key))
             }
-            SigningAlgorithm::AesCmac => SignerKey::AesCmac(Box::new(
-                <Cmac<Aes128> as Mac>::new_from_slice(&key[..16]).expect("16-byte CMAC key"),
-            )),
+            SigningAlgorithm::AesCmac => SignerKey::AesCmac(
+                cmac::Key::new(cmac::AES_128, &key[..16]).expect("16-byte CMAC key"),
+            ),
             SigningAlgorithm::AesGmac => {
                 let unbound = aead::UnboundKey::new(&aead::AES_128_GCM, &key[..16])
                     .expect("16-byte GMAC key");
@@ -65,7 +66,7 @@ impl Signer {
     }
 
     /// Check the signature of a received message without changing it. Constant-time compare.
-    /// For AES-GMAC this copies the message (ring takes the AAD as one slice); on the data path
+    /// For AES-GMAC this copies the message (the AEAD API takes the AAD as one slice); on the data path
     /// prefer [`Signer::verify_in_place`].
     pub fn verify(&self, msg: &[u8]) -> bool {
         if msg.len() < HEADER_BYTES {
@@ -119,11 +120,15 @@ impl Signer {
                 out.copy_from_slice(&ctx.sign().as_ref()[..SIGNATURE_BYTES]);
             }
             SignerKey::AesCmac(keyed) => {
-                let mut mac = (**keyed).clone();
-                mac.update(head);
-                mac.update(&ZERO_SIGNATURE);
-                mac.update(body);
-                out.copy_from_slice(&mac.finalize().into_bytes());
+                let mut ctx = cmac::Context::with_key(keyed);
+                // CMAC updates fail only on an internal library error; a wrong signature
+                // (all zero) then simply fails verification.
+                let ok = ctx.update(head).is_ok()
+                    && ctx.update(&ZERO_SIGNATURE).is_ok()
+                    && ctx.update(body).is_ok();
+                if let (true, Ok(tag)) = (ok, ctx.sign()) {
+                    out.copy_from_slice(tag.as_ref());
+                }
             }
             SignerKey::AesGmac(key) => {
                 // Only reached via `compute_zeroed` callers that already zeroed the field.
@@ -199,7 +204,7 @@ mod tests {
         let key = hex("73FE7A9A77BEF0BDE49C650D8CCB5F76");
         for alg in ALL {
             let signer = Signer::new(alg, &key);
-            for body_bytes in [0, 1, 15, 16, 17, 100, 4096] {
+            for body_bytes in [0, 1, 15, 16, 17, 100, 4096, 8 << 20] {
                 let mut m = message(Command::Read, flags::SERVER_TO_REDIR, 42, body_bytes);
                 signer.sign(&mut m);
                 assert_ne!(m[48..64], [0u8; 16], "{alg:?}");
@@ -295,15 +300,14 @@ mod tests {
     /// RFC 4493 section 4, example 3 (40-byte message): checks the CMAC primitive itself.
     #[test]
     fn rfc4493_cmac_primitive() {
-        let mut mac =
-            <Cmac<Aes128> as Mac>::new_from_slice(&hex("2b7e151628aed2a6abf7158809cf4f3c"))
-                .unwrap();
-        mac.update(&hex(
-            "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e5130c81c46a35ce411",
-        ));
-        assert_eq!(
-            mac.finalize().into_bytes().to_vec(),
-            hex("dfa66747de9ae63030ca32611497c827")
-        );
+        let key = cmac::Key::new(cmac::AES_128, &hex("2b7e151628aed2a6abf7158809cf4f3c")).unwrap();
+        let tag = cmac::sign(
+            &key,
+            &hex(
+                "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e5130c81c46a35ce411",
+            ),
+        )
+        .unwrap();
+        assert_eq!(tag.as_ref(), hex("dfa66747de9ae63030ca32611497c827"));
     }
 }
