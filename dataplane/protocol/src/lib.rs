@@ -18,6 +18,7 @@ pub mod dialect;
 pub mod framing;
 pub mod header;
 pub mod limits;
+pub mod messages;
 pub mod status;
 pub mod wire;
 
