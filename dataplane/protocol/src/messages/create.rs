@@ -160,7 +160,7 @@ pub fn parse_contexts(area: &[u8]) -> Result<Vec<CreateContext<'_>>> {
         let end = if next == 0 {
             area.len()
         } else {
-            if next % 8 != 0 || next < CONTEXT_HEADER_BYTES {
+            if !next.is_multiple_of(8) || next < CONTEXT_HEADER_BYTES {
                 return Err(NtStatus::INVALID_PARAMETER);
             }
             start.checked_add(next).ok_or(NtStatus::INVALID_PARAMETER)?
