@@ -166,7 +166,8 @@ pub fn parse_contexts(area: &[u8]) -> Result<Vec<CreateContext<'_>>> {
             start.checked_add(next).ok_or(NtStatus::INVALID_PARAMETER)?
         };
         let this = area.get(start..end).ok_or(NtStatus::INVALID_PARAMETER)?;
-        if name_len == 0 || name_offset < CONTEXT_HEADER_BYTES {
+        // Names shorter than 4 bytes are INVALID_PARAMETER (Windows; smbtorture smb2.create.blob).
+        if name_len < 4 || name_offset < CONTEXT_HEADER_BYTES {
             return Err(NtStatus::INVALID_PARAMETER);
         }
         let name = slice_at(this, name_offset, name_len)?;

@@ -5,6 +5,17 @@
 //! connection adds the header, credits, signing or encryption. A handler never panics on peer
 //! data: malformed input is `Err(NtStatus)` and the reason goes to the log.
 
+pub mod close;
+pub mod create;
+#[cfg(test)]
+mod file_command_tests;
+pub mod flush;
+pub mod lock;
+pub mod read;
+#[cfg(test)]
+pub(crate) mod test_support;
+pub mod write;
+
 use std::ops::Range;
 use std::sync::Arc;
 

@@ -122,9 +122,11 @@ pub struct Registration {
     pub open_key: u64,
 }
 
+type Shard = Mutex<HashMap<FileKey, Arc<FileEntry>>>;
+
 #[derive(Debug)]
 pub struct FileTable {
-    shards: Box<[Mutex<HashMap<FileKey, Arc<FileEntry>>>]>,
+    shards: Box<[Shard]>,
     next_open_key: AtomicU64,
 }
 

@@ -208,6 +208,32 @@ pub fn open_beneath(
     }
 }
 
+/// Look `path` up: its on-disk spelling (a missing final component keeps the spelling
+/// given) and, when it exists, an `O_PATH` descriptor of it. A missing or non-directory
+/// intermediate component is OBJECT_PATH_NOT_FOUND.
+pub fn lookup(
+    root: BorrowedFd,
+    path: &SharePath,
+) -> Result<(SharePath, Option<OwnedFd>), NtStatus> {
+    let flags = libc::O_PATH | libc::O_CLOEXEC;
+    match openat2_raw(root, path.kernel_path(), flags, 0) {
+        Ok(fd) => return Ok((path.clone(), Some(fd))),
+        Err(libc::ENOENT) if !path.is_root() => {}
+        Err(libc::ENOTDIR) => return Err(NtStatus::OBJECT_PATH_NOT_FOUND),
+        Err(e) => return Err(map_lookup_errno(e)),
+    }
+    let on_disk = resolve_case(root, path)?;
+    if on_disk == *path {
+        return Ok((on_disk, None));
+    }
+    match openat2_raw(root, on_disk.kernel_path(), flags, 0) {
+        Ok(fd) => Ok((on_disk, Some(fd))),
+        Err(libc::ENOENT) => Ok((on_disk, None)),
+        Err(libc::ENOTDIR) => Err(NtStatus::OBJECT_PATH_NOT_FOUND),
+        Err(e) => Err(map_lookup_errno(e)),
+    }
+}
+
 /// Open the parent directory of `path` (`O_PATH | O_DIRECTORY`) and return it with the final
 /// component as spelled on disk when it exists (matched case-insensitively), else as given.
 pub fn open_parent(root: BorrowedFd, path: &SharePath) -> Result<(OwnedFd, String), NtStatus> {
