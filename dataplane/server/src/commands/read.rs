@@ -28,12 +28,11 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
     if r.length > MAX_IO_SIZE_BYTES {
         return Err(NtStatus::INVALID_PARAMETER);
     }
-    let end = r
-        .offset
+    // The range must fit in a host file offset.
+    r.offset
         .checked_add(u64::from(r.length))
-        .filter(|&e| e <= i64::MAX as u64)
+        .filter(|&end| end <= i64::MAX as u64)
         .ok_or(NtStatus::INVALID_PARAMETER)?;
-    let _ = end;
     ctx.server
         .files
         .check_io(&open, r.offset, u64::from(r.length), false)?;
