@@ -15,4 +15,5 @@ pub mod reactor;
 pub mod server;
 pub mod session;
 pub mod share;
+pub mod storage;
 pub mod tree;

@@ -8,6 +8,7 @@ use smb3d_protocol::auth::UserLookup;
 
 use crate::session::Session;
 use crate::share::{Requirement, Share};
+use crate::storage::file_table::FileTable;
 
 /// Settings every connection consults.
 #[derive(Clone, Debug)]
@@ -86,6 +87,8 @@ pub struct ServerState {
     pub server_guid: [u8; 16],
     pub sessions: SessionTable,
     pub users: Arc<dyn UserLookup + Send + Sync>,
+    /// Every open file of the process: share modes, delete-pending, byte-range locks.
+    pub files: FileTable,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -111,6 +114,7 @@ impl ServerState {
             server_guid,
             sessions: SessionTable::new(seed),
             users,
+            files: FileTable::new(),
         }
     }
 

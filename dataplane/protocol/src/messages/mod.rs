@@ -2,12 +2,18 @@
 //! message (64-byte header + body) because offsets in SMB2 bodies count from the header start;
 //! response encoders append the body (everything after the header) to a `Vec<u8>`.
 
+pub mod close;
+pub mod create;
 pub mod echo;
 pub mod error;
+pub mod flush;
 pub mod ioctl;
+pub mod lock;
 pub mod negotiate;
+pub mod read;
 pub mod session_setup;
 pub mod tree_connect;
+pub mod write;
 
 use crate::header::HEADER_BYTES;
 use crate::status::NtStatus;

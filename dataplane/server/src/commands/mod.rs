@@ -5,11 +5,22 @@
 //! connection adds the header, credits, signing or encryption. A handler never panics on peer
 //! data: malformed input is `Err(NtStatus)` and the reason goes to the log.
 
+pub mod close;
+pub mod create;
+pub mod flush;
 pub mod ioctl;
+pub mod lock;
 pub mod logoff;
 pub mod negotiate;
+pub mod read;
 pub mod session_setup;
 pub mod tree_connect;
+pub mod write;
+
+#[cfg(test)]
+mod file_command_tests;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use std::ops::Range;
 use std::sync::Arc;

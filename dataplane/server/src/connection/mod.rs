@@ -339,8 +339,8 @@ impl Connection {
                 if let Err(s) = echo::decode_request(msg) {
                     return self.error(fb, rsp, s, sign_with);
                 }
-                for open in commands::logoff::logoff(&session, &self.server) {
-                    commands::close::close_open(&self.server, &open);
+                for (open, share) in commands::logoff::logoff(&session, &self.server) {
+                    commands::close::close_open(&self.server, &share, &open);
                 }
                 self.channels.remove(&session.id);
                 let mut body = Vec::new();
@@ -385,11 +385,8 @@ impl Connection {
                     return self.error(fb, rsp, NtStatus::ACCESS_DENIED, sign_with);
                 }
                 if command == Command::TreeDisconnect {
-                    return match commands::tree_connect::disconnect(&session, tree.id) {
-                        Ok(opens) => {
-                            for open in opens {
-                                commands::close::close_open(&self.server, &open);
-                            }
+                    return match commands::tree_connect::disconnect(&session, tree.id, &self.server) {
+                        Ok(()) => {
                             let mut body = Vec::new();
                             echo::encode_response(&mut body);
                             self.respond(fb, rsp, NtStatus::SUCCESS, &body, sign_with)
@@ -486,8 +483,7 @@ impl Connection {
                 };
                 match crate::storage::write_at(&open, offset, bytes) {
                     Ok(n) => {
-                        let mut body = Vec::new();
-                        smb3d_protocol::messages::write::encode_response(n as u32, &mut body);
+                        let body = smb3d_protocol::messages::write::encode_response(n as u32);
                         self.respond(fb, rsp, NtStatus::SUCCESS, &body, sign_with)
                     }
                     Err(s) => self.error(fb, rsp, s, sign_with),
@@ -539,7 +535,7 @@ impl Connection {
         let result = crate::storage::read_at(open, offset, &mut fb.buf()[data_at..]);
         match result {
             // MS-SMB2 3.3.5.12: fewer bytes than MinimumCount (or none) is STATUS_END_OF_FILE.
-            Ok(n) if (n == 0 && length > 0) || (n as u64) < min_count as u64 => {
+            Ok(n) if smb3d_protocol::messages::read::status_after_read(length, min_count, n) != NtStatus::SUCCESS => {
                 fb.buf().truncate(start);
                 self.error(fb, rsp, NtStatus::END_OF_FILE, sign_with)
             }
@@ -771,8 +767,8 @@ impl Connection {
     /// Close everything this connection holds (the reactor calls this when the socket closes).
     pub fn teardown(&mut self) {
         for (_, channel) in self.channels.drain() {
-            for open in commands::logoff::logoff(&channel.session, &self.server) {
-                commands::close::close_open(&self.server, &open);
+            for (open, share) in commands::logoff::logoff(&channel.session, &self.server) {
+                commands::close::close_open(&self.server, &share, &open);
             }
         }
         self.pending_auth.clear();

@@ -1,0 +1,511 @@
+//! CREATE (MS-SMB2 3.3.5.9): open or create a file or directory beneath the share root.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+
+use smb3d_protocol::messages::create::{
+    action, context_name, disposition, find_context, mxac_response, options, parse_contexts,
+    qfid_response, CreateRequest, CreateResponse, MAX_IMPERSONATION_LEVEL,
+};
+use smb3d_protocol::NtStatus;
+
+use super::{Reply, Request, TreeCtx};
+use crate::open::{Open, OpenState};
+use crate::storage::file_table::{access, FileKey, Registration};
+use crate::storage::metadata::{self, attr, stat_fd, FileMetadata};
+use crate::storage::path::{self, SharePath};
+
+/// Generic rights mapped to file rights (MS-SMB2 3.3.5.9, MS-DTYP 2.4.3 / FILE_GENERIC_*).
+const FILE_GENERIC_READ: u32 = 0x0012_0089;
+const FILE_GENERIC_WRITE: u32 = 0x0012_0116;
+const FILE_GENERIC_EXECUTE: u32 = 0x0012_00A0;
+
+/// Access bits that modify the file or its metadata; removed on read-only shares and files.
+const WRITE_ACCESS: u32 = access::FILE_WRITE_DATA
+    | access::FILE_APPEND_DATA
+    | access::FILE_WRITE_EA
+    | access::FILE_WRITE_ATTRIBUTES
+    | access::DELETE
+    | access::FILE_DELETE_CHILD
+    | access::WRITE_DAC
+    | access::WRITE_OWNER;
+
+/// DesiredAccess bits no object has (bits 9-15, 21-23, 26-27): ACCESS_DENIED, as Windows
+/// answers them (smbtorture smb2.create.gentest).
+const RESERVED_ACCESS: u32 = 0x0CE0_FE00;
+
+/// CreateOptions Windows refuses with NOT_SUPPORTED (smbtorture smb2.create.gentest):
+/// FILE_OPEN_BY_FILE_ID, FILE_RESERVE_OPFILTER and 0x80 (FILE_OPEN_FOR_RECOVERY).
+const UNSUPPORTED_OPTIONS: u32 = options::OPEN_BY_FILE_ID | options::RESERVE_OPFILTER | 0x80;
+
+/// FileAttributes accepted in CREATE (MS-FSCC 2.6; others are INVALID_PARAMETER).
+const CREATE_VALID_ATTRIBUTES: u32 = 0x0000_7FB7;
+
+/// Mode of new files and directories (the process umask applies).
+const NEW_FILE_MODE: u32 = 0o666;
+const NEW_DIR_MODE: u32 = 0o777;
+
+pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
+    let r = CreateRequest::decode(req.msg)?;
+    validate(&r)?;
+    let contexts = parse_contexts(r.contexts)?;
+    // Previous versions (snapshots) are not offered.
+    if find_context(&contexts, context_name::TWRP).is_some() {
+        return Err(NtStatus::OBJECT_NAME_NOT_FOUND);
+    }
+    let share = ctx.tree.share.clone();
+    // Named pipes (IPC$) are not served by this handler.
+    let root = share.root.as_ref().ok_or(NtStatus::OBJECT_NAME_NOT_FOUND)?;
+    let path = SharePath::parse_utf16(r.name)?;
+    let max_access = maximal_share_access(ctx.tree.maximal_access, share.read_only);
+    let alloc_size = find_context(&contexts, context_name::ALSI)
+        .and_then(|c| c.data.get(..8))
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+
+    let opened = open_or_create(root.as_fd(), &path, &r, max_access, alloc_size, ctx)?;
+    let meta = stat_fd(opened.fd.as_fd())?;
+
+    let file_id = ctx.session.opens.allocate_id();
+    let open = Arc::new(Open {
+        file_id,
+        tree_id: ctx.tree.id,
+        fd: opened.fd,
+        path: Mutex::new(opened.path.as_str().to_string()),
+        is_directory: meta.is_directory,
+        access_mask: opened.granted,
+        share_access: r.share_access,
+        create_options: r.create_options,
+        state: Mutex::new(OpenState {
+            delete_on_close: r.create_options & options::DELETE_ON_CLOSE != 0,
+            ..OpenState::default()
+        }),
+        file: opened.registration.file,
+        open_key: opened.registration.open_key,
+    });
+    ctx.session.opens.insert(open);
+    *ctx.compound_file_id = Some(file_id);
+
+    let mxac;
+    let qfid;
+    let mut out_contexts: Vec<(&[u8], &[u8])> = Vec::new();
+    if find_context(&contexts, context_name::MXAC).is_some() {
+        mxac = mxac_response(NtStatus::SUCCESS, opened.maximal);
+        out_contexts.push((context_name::MXAC, &mxac));
+    }
+    if find_context(&contexts, context_name::QFID).is_some() {
+        qfid = qfid_response(meta.file_index, meta.device);
+        out_contexts.push((context_name::QFID, &qfid));
+    }
+    let mut body = Vec::with_capacity(160);
+    response_for(&meta, opened.action, file_id.encode()).encode(&out_contexts, &mut body);
+    Ok(Reply::ok(body))
+}
+
+fn response_for(meta: &FileMetadata, create_action: u32, file_id: [u8; 16]) -> CreateResponse {
+    CreateResponse {
+        oplock_level: 0, // SMB2_OPLOCK_LEVEL_NONE until oplocks and leases exist
+        flags: 0,
+        create_action,
+        creation_time: meta.creation_time,
+        last_access_time: meta.last_access_time,
+        last_write_time: meta.last_write_time,
+        change_time: meta.change_time,
+        allocation_size: meta.allocation_size,
+        end_of_file: meta.end_of_file,
+        file_attributes: meta.attributes,
+        file_id,
+    }
+}
+
+/// MS-SMB2 3.3.5.9 and Windows behaviour for malformed CREATE fields.
+fn validate(r: &CreateRequest) -> Result<(), NtStatus> {
+    if r.impersonation_level > MAX_IMPERSONATION_LEVEL {
+        return Err(NtStatus::BAD_IMPERSONATION_LEVEL);
+    }
+    if r.create_options & !options::VALID != 0 {
+        return Err(NtStatus::INVALID_PARAMETER);
+    }
+    if r.create_options & UNSUPPORTED_OPTIONS != 0 {
+        return Err(NtStatus::NOT_SUPPORTED);
+    }
+    let dir_file = r.create_options & options::DIRECTORY_FILE != 0;
+    if dir_file && r.create_options & options::NON_DIRECTORY_FILE != 0 {
+        return Err(NtStatus::INVALID_PARAMETER);
+    }
+    if r.create_disposition > disposition::OVERWRITE_IF {
+        return Err(NtStatus::INVALID_PARAMETER);
+    }
+    // MS-FSA 2.1.5.1: a directory can only be created or opened.
+    if dir_file
+        && !matches!(
+            r.create_disposition,
+            disposition::CREATE | disposition::OPEN | disposition::OPEN_IF
+        )
+    {
+        return Err(NtStatus::INVALID_PARAMETER);
+    }
+    if r.file_attributes & !CREATE_VALID_ATTRIBUTES != 0 {
+        return Err(NtStatus::INVALID_PARAMETER);
+    }
+    if r.desired_access & RESERVED_ACCESS != 0 {
+        return Err(NtStatus::ACCESS_DENIED);
+    }
+    if r.desired_access & access::ACCESS_SYSTEM_SECURITY != 0 {
+        return Err(NtStatus::PRIVILEGE_NOT_HELD);
+    }
+    // An open that asks for nothing (SYNCHRONIZE alone included) is refused by Windows.
+    if r.desired_access & !access::SYNCHRONIZE == 0 {
+        return Err(NtStatus::ACCESS_DENIED);
+    }
+    Ok(())
+}
+
+/// What the tree allows: its maximal access, less every write right on a read-only share.
+fn maximal_share_access(tree_access: u32, read_only: bool) -> u32 {
+    let mut max = tree_access & access::FILE_ALL_ACCESS;
+    if read_only {
+        max &= !WRITE_ACCESS;
+    }
+    max
+}
+
+/// Map GENERIC_* and MAXIMUM_ALLOWED to specific rights (MS-SMB2 3.3.5.9), then check them
+/// against `max`. Returns the granted access.
+fn grant_access(desired: u32, max: u32) -> Result<u32, NtStatus> {
+    let mut a = desired
+        & !(access::GENERIC_ALL
+            | access::GENERIC_READ
+            | access::GENERIC_WRITE
+            | access::GENERIC_EXECUTE
+            | access::MAXIMUM_ALLOWED);
+    if desired & access::GENERIC_READ != 0 {
+        a |= FILE_GENERIC_READ;
+    }
+    if desired & access::GENERIC_WRITE != 0 {
+        a |= FILE_GENERIC_WRITE;
+    }
+    if desired & access::GENERIC_EXECUTE != 0 {
+        a |= FILE_GENERIC_EXECUTE;
+    }
+    if desired & access::GENERIC_ALL != 0 {
+        a |= access::FILE_ALL_ACCESS;
+    }
+    if a & !max != 0 {
+        return Err(NtStatus::ACCESS_DENIED);
+    }
+    if desired & access::MAXIMUM_ALLOWED != 0 {
+        a |= max;
+    }
+    Ok(a)
+}
+
+/// The result of resolving a CREATE on disk.
+struct Opened {
+    fd: OwnedFd,
+    path: SharePath,
+    granted: u32,
+    maximal: u32,
+    action: u32,
+    registration: Registration,
+}
+
+fn open_or_create(
+    root: std::os::fd::BorrowedFd,
+    path: &SharePath,
+    r: &CreateRequest,
+    share_max: u32,
+    alloc_size: Option<u64>,
+    ctx: &TreeCtx,
+) -> Result<Opened, NtStatus> {
+    let (on_disk, existing) = path::lookup(root, path)?;
+    match existing {
+        Some(fd) => open_existing(root, on_disk, fd, r, share_max, ctx),
+        None => create_new(root, on_disk, r, share_max, alloc_size, ctx),
+    }
+}
+
+fn key_of(meta: &FileMetadata) -> FileKey {
+    FileKey {
+        device: meta.device,
+        inode: meta.file_index,
+    }
+}
+
+fn open_existing(
+    root: std::os::fd::BorrowedFd,
+    on_disk: SharePath,
+    path_fd: OwnedFd,
+    r: &CreateRequest,
+    share_max: u32,
+    ctx: &TreeCtx,
+) -> Result<Opened, NtStatus> {
+    let meta = stat_fd(path_fd.as_fd())?;
+    let disp = r.create_disposition;
+    if disp == disposition::CREATE {
+        return Err(NtStatus::OBJECT_NAME_COLLISION);
+    }
+    if meta.is_directory {
+        if r.create_options & options::NON_DIRECTORY_FILE != 0 {
+            return Err(NtStatus::FILE_IS_A_DIRECTORY);
+        }
+        if !matches!(disp, disposition::OPEN | disposition::OPEN_IF) {
+            // MS-FSA 2.1.5.1.2: directories cannot be superseded or overwritten.
+            return Err(NtStatus::INVALID_PARAMETER);
+        }
+    } else {
+        if r.create_options & options::DIRECTORY_FILE != 0 {
+            return Err(NtStatus::NOT_A_DIRECTORY);
+        }
+        if on_disk.had_trailing_separator() {
+            return Err(NtStatus::OBJECT_NAME_INVALID);
+        }
+    }
+    let readonly = meta.attributes & attr::READONLY != 0;
+    let mut max = share_max;
+    if readonly {
+        max &= !(access::FILE_WRITE_DATA | access::FILE_APPEND_DATA | access::FILE_WRITE_EA);
+    }
+    let delete_on_close = r.create_options & options::DELETE_ON_CLOSE != 0;
+    if readonly && delete_on_close {
+        return Err(NtStatus::CANNOT_DELETE);
+    }
+    let granted = grant_access(r.desired_access, max)?;
+    check_delete_on_close(r, granted, on_disk.is_root())?;
+    let truncate = matches!(
+        disp,
+        disposition::SUPERSEDE | disposition::OVERWRITE | disposition::OVERWRITE_IF
+    );
+    if truncate && (readonly || share_max & access::FILE_WRITE_DATA == 0) {
+        return Err(NtStatus::ACCESS_DENIED);
+    }
+    // Share modes are checked before anything changes on disk.
+    let registration = ctx
+        .server
+        .files
+        .register(key_of(&meta), granted, r.share_access)?;
+    let result = (|| {
+        let fd = reopen(
+            root,
+            &on_disk,
+            path_fd,
+            meta.is_directory,
+            granted,
+            truncate,
+        )?;
+        if truncate {
+            // MS-FSA 2.1.5.1.2.1: overwriting replaces the attributes (keeping ARCHIVE).
+            metadata::set_attributes(fd.as_fd(), r.file_attributes | attr::ARCHIVE)?;
+        }
+        Ok(fd)
+    })();
+    let fd = match result {
+        Ok(fd) => fd,
+        Err(e) => {
+            ctx.server.files.cancel(registration);
+            return Err(e);
+        }
+    };
+    let action = match disp {
+        disposition::SUPERSEDE => action::SUPERSEDED,
+        disposition::OVERWRITE | disposition::OVERWRITE_IF => action::OVERWRITTEN,
+        _ => action::OPENED,
+    };
+    Ok(Opened {
+        fd,
+        path: on_disk,
+        granted,
+        maximal: max,
+        action,
+        registration,
+    })
+}
+
+/// MS-FSA 2.1.5.1: FILE_DELETE_ON_CLOSE needs DELETE access; the share root is never deleted.
+fn check_delete_on_close(r: &CreateRequest, granted: u32, is_root: bool) -> Result<(), NtStatus> {
+    if r.create_options & options::DELETE_ON_CLOSE == 0 {
+        return Ok(());
+    }
+    if granted & access::DELETE == 0 {
+        return Err(NtStatus::INVALID_PARAMETER);
+    }
+    if is_root {
+        return Err(NtStatus::ACCESS_DENIED);
+    }
+    Ok(())
+}
+
+/// Host open flags for a file open with `granted` access: no data access keeps `O_PATH`.
+fn data_flags(granted: u32) -> Option<i32> {
+    let read = granted & (access::FILE_READ_DATA | access::FILE_EXECUTE) != 0;
+    let write = granted & (access::FILE_WRITE_DATA | access::FILE_APPEND_DATA) != 0;
+    match (read, write) {
+        (_, true) => Some(libc::O_RDWR),
+        (true, false) => Some(libc::O_RDONLY),
+        (false, false) => None,
+    }
+}
+
+/// Turn the lookup's `O_PATH` descriptor into the open's descriptor.
+fn reopen(
+    root: std::os::fd::BorrowedFd,
+    on_disk: &SharePath,
+    path_fd: OwnedFd,
+    is_directory: bool,
+    granted: u32,
+    truncate: bool,
+) -> Result<OwnedFd, NtStatus> {
+    if is_directory {
+        return path::open_beneath(root, on_disk, libc::O_RDONLY | libc::O_DIRECTORY, 0);
+    }
+    let flags = match (data_flags(granted), truncate) {
+        (_, true) => libc::O_RDWR | libc::O_TRUNC,
+        (Some(f), false) => f,
+        (None, false) => return Ok(path_fd),
+    };
+    path::open_beneath(root, on_disk, flags | libc::O_NOCTTY | libc::O_NONBLOCK, 0)
+        .and_then(clear_nonblock)
+}
+
+/// `O_NONBLOCK` guards against FIFOs at open time only; regular I/O must block.
+fn clear_nonblock(fd: OwnedFd) -> Result<OwnedFd, NtStatus> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let raw = fd.as_raw_fd();
+    let flags = fcntl(raw, FcntlArg::F_GETFL).map_err(|e| NtStatus::from_errno(e as i32))?;
+    let flags = OFlag::from_bits_retain(flags) & !OFlag::O_NONBLOCK;
+    fcntl(raw, FcntlArg::F_SETFL(flags)).map_err(|e| NtStatus::from_errno(e as i32))?;
+    Ok(fd)
+}
+
+fn create_new(
+    root: std::os::fd::BorrowedFd,
+    on_disk: SharePath,
+    r: &CreateRequest,
+    share_max: u32,
+    alloc_size: Option<u64>,
+    ctx: &TreeCtx,
+) -> Result<Opened, NtStatus> {
+    if matches!(
+        r.create_disposition,
+        disposition::OPEN | disposition::OVERWRITE
+    ) {
+        return Err(NtStatus::OBJECT_NAME_NOT_FOUND);
+    }
+    if on_disk.is_root() {
+        return Err(NtStatus::OBJECT_NAME_INVALID);
+    }
+    let is_directory = r.create_options & options::DIRECTORY_FILE != 0;
+    if on_disk.had_trailing_separator() && !is_directory {
+        return Err(NtStatus::OBJECT_NAME_INVALID);
+    }
+    if share_max & access::FILE_WRITE_DATA == 0 {
+        return Err(NtStatus::ACCESS_DENIED);
+    }
+    // A new file is ours: every right the share allows may be granted.
+    let granted = grant_access(r.desired_access, share_max)?;
+    check_delete_on_close(r, granted, false)?;
+    let fd = if is_directory {
+        make_directory(root, &on_disk)?
+    } else {
+        let flags = data_flags(granted).unwrap_or(libc::O_RDONLY);
+        path::open_beneath(
+            root,
+            &on_disk,
+            flags | libc::O_CREAT | libc::O_EXCL,
+            NEW_FILE_MODE,
+        )?
+    };
+    let setup = (|| {
+        metadata::init_new_file(fd.as_fd(), r.file_attributes, is_directory)?;
+        if let (Some(size), false) = (alloc_size, is_directory) {
+            preallocate(&fd, size);
+        }
+        stat_fd(fd.as_fd())
+    })();
+    let meta = match setup {
+        Ok(m) => m,
+        Err(e) => {
+            remove_new(root, &on_disk, is_directory);
+            return Err(e);
+        }
+    };
+    let registration = match ctx
+        .server
+        .files
+        .register(key_of(&meta), granted, r.share_access)
+    {
+        Ok(reg) => reg,
+        Err(e) => {
+            remove_new(root, &on_disk, is_directory);
+            return Err(e);
+        }
+    };
+    Ok(Opened {
+        fd,
+        path: on_disk,
+        granted,
+        maximal: share_max,
+        action: action::CREATED,
+        registration,
+    })
+}
+
+fn make_directory(root: std::os::fd::BorrowedFd, on_disk: &SharePath) -> Result<OwnedFd, NtStatus> {
+    let (parent, name) = path::open_parent(root, on_disk)?;
+    nix::sys::stat::mkdirat(
+        Some(parent.as_raw_fd()),
+        name.as_str(),
+        nix::sys::stat::Mode::from_bits_truncate(NEW_DIR_MODE),
+    )
+    .map_err(|e| NtStatus::from_errno(e as i32))?;
+    path::open_beneath(root, on_disk, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+}
+
+/// AlSi (MS-SMB2 2.2.13.2.6): reserve blocks without changing the size; best effort.
+fn preallocate(fd: &OwnedFd, size: u64) {
+    let Ok(len) = i64::try_from(size) else {
+        return;
+    };
+    if len > 0 {
+        let _ = nix::fcntl::fallocate(
+            fd.as_raw_fd(),
+            nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
+            0,
+            len,
+        );
+    }
+}
+
+/// Undo a creation that could not be completed.
+fn remove_new(root: std::os::fd::BorrowedFd, on_disk: &SharePath, is_directory: bool) {
+    if let Ok((parent, name)) = path::open_parent(root, on_disk) {
+        let flag = if is_directory {
+            nix::unistd::UnlinkatFlags::RemoveDir
+        } else {
+            nix::unistd::UnlinkatFlags::NoRemoveDir
+        };
+        let _ = nix::unistd::unlinkat(Some(parent.as_raw_fd()), name.as_str(), flag);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generic_rights_map_to_file_rights() {
+        let all = access::FILE_ALL_ACCESS;
+        assert_eq!(
+            grant_access(access::GENERIC_READ, all),
+            Ok(FILE_GENERIC_READ)
+        );
+        assert_eq!(grant_access(access::GENERIC_ALL, all), Ok(all));
+        assert_eq!(grant_access(access::MAXIMUM_ALLOWED, all), Ok(all));
+        let ro = maximal_share_access(all, true);
+        assert_eq!(
+            grant_access(access::GENERIC_WRITE, ro),
+            Err(NtStatus::ACCESS_DENIED)
+        );
+        assert_eq!(grant_access(access::MAXIMUM_ALLOWED, ro), Ok(ro));
+        assert_eq!(ro & access::FILE_WRITE_DATA, 0);
+    }
+}

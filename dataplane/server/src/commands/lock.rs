@@ -1,0 +1,74 @@
+//! LOCK (MS-SMB2 3.3.5.14): byte-range locks and unlocks, kept in the file table.
+//!
+//! A blocking lock (one element without FAIL_IMMEDIATELY) that conflicts returns
+//! `Reply::WouldBlock`; the connection answers STATUS_PENDING and runs this handler again when
+//! `FileTable::lock_generation` of the file changes (or cancels it).
+
+use smb3d_protocol::messages::lock::{encode_response, flags, LockElement, LockRequest};
+use smb3d_protocol::NtStatus;
+
+use super::{Reply, Request, TreeCtx};
+use crate::open::FileId;
+use crate::storage::file_table::LockRange;
+
+pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
+    let r = LockRequest::decode(req.msg)?;
+    let open = ctx.open(FileId::decode(&r.file_id))?;
+    // MS-FSA 2.1.5.8: no byte-range locks on directories.
+    if open.is_directory {
+        return Err(NtStatus::INVALID_PARAMETER);
+    }
+    let files = &ctx.server.files;
+    let unlocking = r
+        .locks
+        .first()
+        .is_some_and(|l| l.flags & flags::UNLOCK != 0);
+    if unlocking {
+        // MS-SMB2 3.3.5.14.1: every element must be a plain UNLOCK; processed in order and
+        // not rolled back when one fails.
+        for l in &r.locks {
+            if l.flags != flags::UNLOCK {
+                return Err(NtStatus::INVALID_PARAMETER);
+            }
+            files.unlock(&open, l.offset, l.length)?;
+        }
+    } else {
+        let ranges = lock_ranges(&r.locks)?;
+        let blocking = r
+            .locks
+            .iter()
+            .any(|l| l.flags & flags::FAIL_IMMEDIATELY == 0);
+        match files.lock_ranges(&open, &ranges) {
+            Ok(()) => {}
+            Err(NtStatus::LOCK_NOT_GRANTED) if blocking => return Ok(Reply::WouldBlock),
+            Err(e) => return Err(e),
+        }
+    }
+    let mut body = Vec::with_capacity(4);
+    encode_response(&mut body);
+    Ok(Reply::ok(body))
+}
+
+/// MS-SMB2 3.3.5.14.2: each element is SHARED or EXCLUSIVE, optionally FAIL_IMMEDIATELY;
+/// UNLOCK among locks, or several elements of which one may block, is INVALID_PARAMETER.
+fn lock_ranges(locks: &[LockElement]) -> Result<Vec<LockRange>, NtStatus> {
+    let many = locks.len() > 1;
+    locks
+        .iter()
+        .map(|l| {
+            let exclusive = match l.flags & !flags::FAIL_IMMEDIATELY {
+                flags::SHARED_LOCK => false,
+                flags::EXCLUSIVE_LOCK => true,
+                _ => return Err(NtStatus::INVALID_PARAMETER),
+            };
+            if many && l.flags & flags::FAIL_IMMEDIATELY == 0 {
+                return Err(NtStatus::INVALID_PARAMETER);
+            }
+            Ok(LockRange {
+                offset: l.offset,
+                length: l.length,
+                exclusive,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,45 @@
+//! READ (MS-SMB2 3.3.5.12). The handler validates; the connection does the I/O (pread today,
+//! io_uring later) into the response buffer, builds the response with
+//! `messages::read::encode_response_head`, and decides END_OF_FILE after reading with
+//! `messages::read::status_after_read` (0 bytes read for Length > 0, or fewer than
+//! MinimumCount).
+
+use smb3d_protocol::limits::MAX_IO_SIZE_BYTES;
+use smb3d_protocol::messages::read::ReadRequest;
+use smb3d_protocol::NtStatus;
+
+use super::{Reply, Request, TreeCtx};
+use crate::open::FileId;
+use crate::storage::file_table::access;
+
+pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
+    let r = ReadRequest::decode(req.msg)?;
+    // SMB2_CHANNEL_NONE only: no RDMA.
+    if r.channel != 0 {
+        return Err(NtStatus::INVALID_PARAMETER);
+    }
+    let open = ctx.open(FileId::decode(&r.file_id))?;
+    if open.is_directory {
+        return Err(NtStatus::INVALID_DEVICE_REQUEST);
+    }
+    if open.access_mask & (access::FILE_READ_DATA | access::FILE_EXECUTE) == 0 {
+        return Err(NtStatus::ACCESS_DENIED);
+    }
+    if r.length > MAX_IO_SIZE_BYTES {
+        return Err(NtStatus::INVALID_PARAMETER);
+    }
+    // The range must fit in a host file offset.
+    r.offset
+        .checked_add(u64::from(r.length))
+        .filter(|&end| end <= i64::MAX as u64)
+        .ok_or(NtStatus::INVALID_PARAMETER)?;
+    ctx.server
+        .files
+        .check_io(&open, r.offset, u64::from(r.length), false)?;
+    Ok(Reply::ReadFile {
+        open,
+        offset: r.offset,
+        length: r.length,
+        min_count: r.minimum_count,
+    })
+}
