@@ -17,7 +17,9 @@
 pub mod dialect;
 pub mod framing;
 pub mod header;
+pub mod info;
 pub mod limits;
+pub mod messages;
 pub mod status;
 pub mod wire;
 
