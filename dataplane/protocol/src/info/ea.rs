@@ -85,7 +85,7 @@ pub fn decode_list(b: &[u8]) -> Result<Vec<FullEa>> {
         if next == 0 {
             return Ok(out);
         }
-        if next < 8 + name_len + 1 + value_len || next % 4 != 0 {
+        if next < 8 + name_len + 1 + value_len || !next.is_multiple_of(4) {
             return Err(NtStatus::INVALID_PARAMETER);
         }
         at = at.checked_add(next).ok_or(NtStatus::INVALID_PARAMETER)?;

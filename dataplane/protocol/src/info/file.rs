@@ -280,7 +280,7 @@ impl RenameInformation {
         r.skip(7)?;
         let root_directory = r.u64()?;
         let len = r.u32()? as usize;
-        if len == 0 || len % 2 != 0 {
+        if len == 0 || !len.is_multiple_of(2) {
             return Err(NtStatus::INVALID_PARAMETER);
         }
         let name = r.bytes(len).map_err(|_| NtStatus::INFO_LENGTH_MISMATCH)?;
