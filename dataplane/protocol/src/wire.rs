@@ -136,7 +136,7 @@ impl Writer for Vec<u8> {
 
 /// UTF-16LE bytes to a Rust string; unpaired surrogates or odd lengths are `OBJECT_NAME_INVALID`.
 pub fn utf16le_to_string(b: &[u8]) -> Result<String> {
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err(NtStatus::OBJECT_NAME_INVALID);
     }
     let units = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));

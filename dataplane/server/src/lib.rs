@@ -12,4 +12,5 @@ pub mod open;
 pub mod server;
 pub mod session;
 pub mod share;
+pub mod storage;
 pub mod tree;

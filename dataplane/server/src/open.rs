@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use smb3d_protocol::NtStatus;
 
+use crate::storage::file_table::FileEntry;
+
 /// SMB2_FILEID (MS-SMB2 2.2.14.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct FileId {
@@ -56,6 +58,10 @@ pub struct Open {
     pub create_options: u32,
     /// Mutable per-open state.
     pub state: Mutex<OpenState>,
+    /// The file's server-wide shared state (share modes, delete-pending, byte-range locks).
+    pub file: Arc<FileEntry>,
+    /// This open's server-wide unique key in `file` (from `FileTable::register`).
+    pub open_key: u64,
 }
 
 #[derive(Debug, Default)]

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::share::{Requirement, Share};
+use crate::storage::file_table::FileTable;
 
 /// Settings every connection consults.
 #[derive(Clone, Debug)]
@@ -32,9 +33,20 @@ pub struct ServerState {
     pub shares: Vec<Arc<Share>>,
     /// Random per-process GUID (MS-SMB2 2.2.4 ServerGuid).
     pub server_guid: [u8; 16],
+    /// Every open file of the process: share modes, delete-pending, byte-range locks.
+    pub files: FileTable,
 }
 
 impl ServerState {
+    pub fn new(config: ServerConfig, shares: Vec<Arc<Share>>, server_guid: [u8; 16]) -> Self {
+        ServerState {
+            config,
+            shares,
+            server_guid,
+            files: FileTable::new(),
+        }
+    }
+
     pub fn share(&self, name: &str) -> Option<Arc<Share>> {
         self.shares.iter().find(|s| s.matches(name)).cloned()
     }

@@ -1,0 +1,544 @@
+//! The server-wide table of open files: what Windows keeps per file (MS-FSA 2.1.1.4 File,
+//! 2.1.1.5 Stream) rather than per open: the share access of every open, the delete-pending
+//! flag and the byte-range locks.
+//!
+//! Entries are keyed by (device, inode) and sharded, so opens of unrelated files never meet on
+//! a lock. An [`Open`] holds an `Arc` of its [`FileEntry`], so the hot path (READ/WRITE lock
+//! checks, LOCK) goes straight to the file's own mutex without touching the shards. A shard
+//! lock is taken only when an open is registered or unregistered, always before the entry's
+//! lock.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use smb3d_protocol::NtStatus;
+
+use super::metadata::{attr, stat_fd};
+use super::sys;
+use crate::open::Open;
+
+/// Access mask bits (MS-SMB2 2.2.13.1.1, MS-DTYP 2.4.3).
+pub mod access {
+    pub const FILE_READ_DATA: u32 = 0x0000_0001;
+    pub const FILE_WRITE_DATA: u32 = 0x0000_0002;
+    pub const FILE_APPEND_DATA: u32 = 0x0000_0004;
+    pub const FILE_READ_EA: u32 = 0x0000_0008;
+    pub const FILE_WRITE_EA: u32 = 0x0000_0010;
+    pub const FILE_EXECUTE: u32 = 0x0000_0020;
+    pub const FILE_DELETE_CHILD: u32 = 0x0000_0040;
+    pub const FILE_READ_ATTRIBUTES: u32 = 0x0000_0080;
+    pub const FILE_WRITE_ATTRIBUTES: u32 = 0x0000_0100;
+    pub const DELETE: u32 = 0x0001_0000;
+    pub const READ_CONTROL: u32 = 0x0002_0000;
+    pub const WRITE_DAC: u32 = 0x0004_0000;
+    pub const WRITE_OWNER: u32 = 0x0008_0000;
+    pub const SYNCHRONIZE: u32 = 0x0010_0000;
+    pub const ACCESS_SYSTEM_SECURITY: u32 = 0x0100_0000;
+    pub const MAXIMUM_ALLOWED: u32 = 0x0200_0000;
+    pub const GENERIC_ALL: u32 = 0x1000_0000;
+    pub const GENERIC_EXECUTE: u32 = 0x2000_0000;
+    pub const GENERIC_WRITE: u32 = 0x4000_0000;
+    pub const GENERIC_READ: u32 = 0x8000_0000;
+    /// Every specific right a file or directory has (FILE_ALL_ACCESS, MS-SMB2 2.2.13.1.1).
+    pub const FILE_ALL_ACCESS: u32 = 0x001F_01FF;
+}
+
+/// ShareAccess bits (MS-SMB2 2.2.13).
+pub mod share {
+    pub const READ: u32 = 0x1;
+    pub const WRITE: u32 = 0x2;
+    pub const DELETE: u32 = 0x4;
+    pub const ALL: u32 = READ | WRITE | DELETE;
+}
+
+const SHARD_COUNT: usize = 64;
+
+/// Which file: (device, inode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    pub device: u64,
+    pub inode: u64,
+}
+
+/// One byte-range lock (MS-FSA 2.1.1.5 ByteRangeLockList entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteRangeLock {
+    pub open_key: u64,
+    pub offset: u64,
+    pub length: u64,
+    pub exclusive: bool,
+}
+
+/// A lock request element.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockRange {
+    pub offset: u64,
+    pub length: u64,
+    pub exclusive: bool,
+}
+
+#[derive(Debug)]
+struct OpenRecord {
+    open_key: u64,
+    access: u32,
+    share_access: u32,
+}
+
+#[derive(Debug, Default)]
+struct FileState {
+    opens: Vec<OpenRecord>,
+    delete_pending: bool,
+    locks: Vec<ByteRangeLock>,
+}
+
+/// Per-file shared state. Held by every [`Open`] of the file.
+#[derive(Debug)]
+pub struct FileEntry {
+    pub key: FileKey,
+    state: Mutex<FileState>,
+    /// Bumped whenever locks are released, so waiting LOCK requests know to retry.
+    lock_generation: AtomicU64,
+}
+
+impl FileEntry {
+    fn state(&self) -> MutexGuard<'_, FileState> {
+        // A panic while holding the lock leaves consistent data (every update is one step).
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn bump_generation(&self) {
+        self.lock_generation.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// What [`FileTable::register`] hands out; both go into the new [`Open`].
+#[derive(Debug)]
+pub struct Registration {
+    pub file: Arc<FileEntry>,
+    pub open_key: u64,
+}
+
+#[derive(Debug)]
+pub struct FileTable {
+    shards: Box<[Mutex<HashMap<FileKey, Arc<FileEntry>>>]>,
+    next_open_key: AtomicU64,
+}
+
+impl Default for FileTable {
+    fn default() -> Self {
+        FileTable::new()
+    }
+}
+
+/// Access bits that take part in share-mode checks (MS-FSA 2.1.5.1.2.1).
+const SHARING_ACCESS: u32 = access::FILE_READ_DATA
+    | access::FILE_EXECUTE
+    | access::FILE_WRITE_DATA
+    | access::FILE_APPEND_DATA
+    | access::DELETE;
+
+/// MS-FSA 2.1.5.1.2.1: does a new open with `access`/`share_access` conflict with `existing`?
+/// Opens asking for none of read/execute/write/append/delete never conflict, in either role.
+fn share_conflict(existing: &OpenRecord, access: u32, share_access: u32) -> bool {
+    use access::*;
+    if existing.access & SHARING_ACCESS == 0 || access & SHARING_ACCESS == 0 {
+        return false;
+    }
+    let reads = |a: u32| a & (FILE_READ_DATA | FILE_EXECUTE) != 0;
+    let writes = |a: u32| a & (FILE_WRITE_DATA | FILE_APPEND_DATA) != 0;
+    let deletes = |a: u32| a & DELETE != 0;
+    (reads(existing.access) && share_access & share::READ == 0)
+        || (writes(existing.access) && share_access & share::WRITE == 0)
+        || (deletes(existing.access) && share_access & share::DELETE == 0)
+        || (reads(access) && existing.share_access & share::READ == 0)
+        || (writes(access) && existing.share_access & share::WRITE == 0)
+        || (deletes(access) && existing.share_access & share::DELETE == 0)
+}
+
+/// MS-FSA 2.1.4.10: do two ranges overlap? The {0, 0} range overlaps nothing; other zero-length
+/// ranges overlap a lock that strictly contains their offset.
+fn ranges_overlap(offset1: u64, length1: u64, offset2: u64, length2: u64) -> bool {
+    if (offset1 == 0 && length1 == 0) || (offset2 == 0 && length2 == 0) {
+        return false;
+    }
+    let (o1, o2) = (i128::from(offset1), i128::from(offset2));
+    let last1 = o1 + i128::from(length1) - 1;
+    let last2 = o2 + i128::from(length2) - 1;
+    o1 <= last2 && last1 >= o2
+}
+
+/// MS-FSA 2.1.4.10: does an access by `open_key` conflict with `lock`? `exclusive` is true for
+/// exclusive locks and writes; `lock_intent` is true for lock requests, false for I/O.
+fn lock_conflicts(
+    lock: &ByteRangeLock,
+    open_key: u64,
+    offset: u64,
+    length: u64,
+    exclusive: bool,
+    lock_intent: bool,
+) -> bool {
+    if !ranges_overlap(offset, length, lock.offset, lock.length) {
+        return false;
+    }
+    if lock.exclusive {
+        // Another open's exclusive lock excludes everything; our own excludes further locks
+        // but not our own I/O.
+        lock.open_key != open_key || lock_intent
+    } else {
+        // A shared lock admits reads and shared locks from anyone, writes from no one, and
+        // exclusive locks from no one.
+        exclusive
+    }
+}
+
+fn check_range(offset: u64, length: u64) -> Result<(), NtStatus> {
+    // MS-FSA 2.1.5.8: a range past the largest 64-bit offset is INVALID_LOCK_RANGE.
+    if length != 0 && offset.checked_add(length - 1).is_none() {
+        return Err(NtStatus::INVALID_LOCK_RANGE);
+    }
+    Ok(())
+}
+
+impl FileTable {
+    pub fn new() -> FileTable {
+        FileTable {
+            shards: (0..SHARD_COUNT)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+            next_open_key: AtomicU64::new(1),
+        }
+    }
+
+    fn shard(&self, key: &FileKey) -> MutexGuard<'_, HashMap<FileKey, Arc<FileEntry>>> {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        let i = (h.finish() as usize) % SHARD_COUNT;
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Add an open of `key` after the share-mode check. Fails with DELETE_PENDING when the file
+    /// is being deleted and SHARING_VIOLATION when another open's access or share mode conflicts.
+    pub fn register(
+        &self,
+        key: FileKey,
+        access: u32,
+        share_access: u32,
+    ) -> Result<Registration, NtStatus> {
+        let mut shard = self.shard(&key);
+        let file = shard
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(FileEntry {
+                    key,
+                    state: Mutex::new(FileState::default()),
+                    lock_generation: AtomicU64::new(0),
+                })
+            })
+            .clone();
+        let mut st = file.state();
+        let verdict = if st.delete_pending {
+            Err(NtStatus::DELETE_PENDING)
+        } else if st
+            .opens
+            .iter()
+            .any(|o| share_conflict(o, access, share_access))
+        {
+            Err(NtStatus::SHARING_VIOLATION)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = verdict {
+            if st.opens.is_empty() {
+                drop(st);
+                shard.remove(&key);
+            }
+            return Err(e);
+        }
+        let open_key = self.next_open_key.fetch_add(1, Ordering::Relaxed);
+        st.opens.push(OpenRecord {
+            open_key,
+            access,
+            share_access,
+        });
+        drop(st);
+        Ok(Registration { file, open_key })
+    }
+
+    /// Undo a [`register`](Self::register) whose open was never built (CREATE failed later).
+    pub fn cancel(&self, reg: Registration) {
+        let mut shard = self.shard(&reg.file.key);
+        let mut st = reg.file.state();
+        st.opens.retain(|o| o.open_key != reg.open_key);
+        if st.opens.is_empty() {
+            drop(st);
+            shard.remove(&reg.file.key);
+        }
+    }
+
+    /// Remove `open` from its file: drop its locks and, when it is the last open of a
+    /// delete-pending file (or it was opened delete-on-close), unlink the file through its
+    /// parent beneath `root` (the open's share root).
+    pub fn unregister(&self, open: &Open, root: BorrowedFd) -> Result<(), NtStatus> {
+        let delete_on_close = open
+            .state
+            .lock()
+            .map(|s| s.delete_on_close)
+            .unwrap_or(false);
+        let mut shard = self.shard(&open.file.key);
+        let mut st = open.file.state();
+        st.opens.retain(|o| o.open_key != open.open_key);
+        let had_locks = st.locks.iter().any(|l| l.open_key == open.open_key);
+        st.locks.retain(|l| l.open_key != open.open_key);
+        if delete_on_close {
+            st.delete_pending = true;
+        }
+        let last = st.opens.is_empty();
+        let delete = last && st.delete_pending;
+        drop(st);
+        if had_locks {
+            open.file.bump_generation();
+        }
+        if !last {
+            return Ok(());
+        }
+        shard.remove(&open.file.key);
+        if delete {
+            let path = open.path.lock().map(|p| p.clone()).unwrap_or_default();
+            unlink_path(root, &path, open.is_directory)?;
+        }
+        Ok(())
+    }
+
+    /// FileDispositionInformation (MS-FSA 2.1.5.14.3): mark or unmark the file for deletion
+    /// when its last open closes.
+    pub fn set_delete_pending(&self, open: &Open, pending: bool) -> Result<(), NtStatus> {
+        if pending {
+            check_deletable(open)?;
+        }
+        open.file.state().delete_pending = pending;
+        Ok(())
+    }
+
+    pub fn is_delete_pending(&self, open: &Open) -> bool {
+        open.file.state().delete_pending
+    }
+
+    /// How many opens the file of `key` has (0 when none).
+    pub fn open_count(&self, key: FileKey) -> usize {
+        self.shard(&key)
+            .get(&key)
+            .map(|f| f.state().opens.len())
+            .unwrap_or(0)
+    }
+
+    /// Changes whenever locks on `open`'s file are released: a blocked LOCK is worth retrying.
+    pub fn lock_generation(&self, open: &Open) -> u64 {
+        open.file.lock_generation.load(Ordering::Acquire)
+    }
+
+    /// Take every range or none (MS-SMB2 3.3.5.14.2: on failure the ranges already locked by
+    /// this request are released). A conflict is LOCK_NOT_GRANTED; the caller decides whether
+    /// to wait.
+    pub fn lock_ranges(&self, open: &Open, ranges: &[LockRange]) -> Result<(), NtStatus> {
+        for r in ranges {
+            check_range(r.offset, r.length)?;
+        }
+        let mut st = open.file.state();
+        let before = st.locks.len();
+        for r in ranges {
+            let conflict = st
+                .locks
+                .iter()
+                .any(|l| lock_conflicts(l, open.open_key, r.offset, r.length, r.exclusive, true));
+            if conflict {
+                st.locks.truncate(before);
+                return Err(NtStatus::LOCK_NOT_GRANTED);
+            }
+            st.locks.push(ByteRangeLock {
+                open_key: open.open_key,
+                offset: r.offset,
+                length: r.length,
+                exclusive: r.exclusive,
+            });
+        }
+        Ok(())
+    }
+
+    /// MS-FSA 2.1.5.9: release the lock of exactly this range held by `open` (an exclusive one
+    /// first); RANGE_NOT_LOCKED when there is none.
+    pub fn unlock(&self, open: &Open, offset: u64, length: u64) -> Result<(), NtStatus> {
+        check_range(offset, length)?;
+        let mut st = open.file.state();
+        let matching = |l: &ByteRangeLock| {
+            l.open_key == open.open_key && l.offset == offset && l.length == length
+        };
+        let index = st
+            .locks
+            .iter()
+            .position(|l| matching(l) && l.exclusive)
+            .or_else(|| st.locks.iter().position(matching))
+            .ok_or(NtStatus::RANGE_NOT_LOCKED)?;
+        st.locks.remove(index);
+        drop(st);
+        open.file.bump_generation();
+        Ok(())
+    }
+
+    /// MS-FSA 2.1.4.10 for READ (`write` false) and WRITE: FILE_LOCK_CONFLICT when another
+    /// open's lock (or, for writes, any shared lock) covers part of the range.
+    pub fn check_io(
+        &self,
+        open: &Open,
+        offset: u64,
+        length: u64,
+        write: bool,
+    ) -> Result<(), NtStatus> {
+        let st = open.file.state();
+        if st.locks.is_empty() {
+            return Ok(());
+        }
+        let conflict = st
+            .locks
+            .iter()
+            .any(|l| lock_conflicts(l, open.open_key, offset, length, write, false));
+        if conflict {
+            return Err(NtStatus::FILE_LOCK_CONFLICT);
+        }
+        Ok(())
+    }
+
+    /// The locks on `open`'s file (for tests and diagnostics).
+    pub fn locks(&self, open: &Open) -> Vec<ByteRangeLock> {
+        open.file.state().locks.clone()
+    }
+}
+
+/// MS-FSA 2.1.5.14.3: the share root cannot be deleted, nor a READONLY file, nor a directory
+/// that still has entries.
+fn check_deletable(open: &Open) -> Result<(), NtStatus> {
+    if open.path.lock().map(|p| p.is_empty()).unwrap_or(true) {
+        return Err(NtStatus::ACCESS_DENIED);
+    }
+    let meta = stat_fd(open.fd.as_fd())?;
+    if meta.attributes & attr::READONLY != 0 {
+        return Err(NtStatus::CANNOT_DELETE);
+    }
+    if meta.is_directory && !directory_is_empty(open.fd.as_fd())? {
+        return Err(NtStatus::DIRECTORY_NOT_EMPTY);
+    }
+    Ok(())
+}
+
+/// Whether the directory `dir` has no entries besides "." and "..".
+pub fn directory_is_empty(dir: BorrowedFd) -> Result<bool, NtStatus> {
+    let listing = sys::openat2_beneath(
+        dir,
+        ".",
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    )
+    .map_err(NtStatus::from_errno)?;
+    let mut d = nix::dir::Dir::from(listing).map_err(|e| NtStatus::from_errno(e as i32))?;
+    for entry in d.iter() {
+        let entry = entry.map_err(|e| NtStatus::from_errno(e as i32))?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Unlink the share-relative `path` ('/'-separated) through its parent beneath `root`.
+fn unlink_path(root: BorrowedFd, path: &str, is_directory: bool) -> Result<(), NtStatus> {
+    let (parent, name) = match path.rfind('/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (".", path),
+    };
+    if name.is_empty() {
+        return Err(NtStatus::ACCESS_DENIED);
+    }
+    let parent_fd = sys::openat2_beneath(
+        root,
+        if parent.is_empty() { "." } else { parent },
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    )
+    .map_err(super::path::map_lookup_errno)?;
+    let flag = if is_directory {
+        nix::unistd::UnlinkatFlags::RemoveDir
+    } else {
+        nix::unistd::UnlinkatFlags::NoRemoveDir
+    };
+    use std::os::fd::AsRawFd;
+    nix::unistd::unlinkat(Some(parent_fd.as_raw_fd()), name, flag)
+        .map_err(|e| NtStatus::from_errno(e as i32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_modes_follow_windows_rules() {
+        let rec = |access, share_access| OpenRecord {
+            open_key: 1,
+            access,
+            share_access,
+        };
+        use access::*;
+        // Readers sharing read: fine.
+        assert!(!share_conflict(
+            &rec(FILE_READ_DATA, share::READ),
+            FILE_READ_DATA,
+            share::READ
+        ));
+        // A writer when the existing open does not share write.
+        assert!(share_conflict(
+            &rec(FILE_READ_DATA, share::READ),
+            FILE_WRITE_DATA,
+            share::ALL
+        ));
+        // The new open does not share read with an existing reader.
+        assert!(share_conflict(
+            &rec(FILE_READ_DATA, share::ALL),
+            FILE_WRITE_DATA,
+            share::WRITE
+        ));
+        // Attribute-only opens never conflict.
+        assert!(!share_conflict(
+            &rec(FILE_READ_ATTRIBUTES, 0),
+            FILE_WRITE_DATA,
+            0
+        ));
+        assert!(!share_conflict(
+            &rec(FILE_WRITE_DATA, 0),
+            FILE_READ_ATTRIBUTES | SYNCHRONIZE,
+            0
+        ));
+        // DELETE needs SHARE_DELETE.
+        assert!(share_conflict(
+            &rec(FILE_READ_DATA, share::READ),
+            DELETE,
+            share::ALL
+        ));
+    }
+
+    #[test]
+    fn overlap_rules() {
+        assert!(ranges_overlap(0, 10, 9, 1));
+        assert!(!ranges_overlap(0, 10, 10, 1));
+        assert!(!ranges_overlap(0, 0, 0, 10));
+        // A zero-length range strictly inside a lock overlaps it; at its start it does not.
+        assert!(ranges_overlap(5, 0, 0, 10));
+        assert!(!ranges_overlap(0, 10, 0, 0));
+        assert!(ranges_overlap(u64::MAX, 1, u64::MAX - 1, 2));
+        assert_eq!(check_range(u64::MAX, 2), Err(NtStatus::INVALID_LOCK_RANGE));
+        assert_eq!(check_range(u64::MAX, 1), Ok(()));
+        assert_eq!(check_range(u64::MAX, 0), Ok(()));
+    }
+}
