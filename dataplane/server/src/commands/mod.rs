@@ -5,6 +5,12 @@
 //! connection adds the header, credits, signing or encryption. A handler never panics on peer
 //! data: malformed input is `Err(NtStatus)` and the reason goes to the log.
 
+#[cfg(test)]
+pub(crate) mod info_test_support;
+pub mod query_directory;
+pub mod query_info;
+pub mod set_info;
+
 use std::ops::Range;
 use std::sync::Arc;
 
