@@ -19,6 +19,7 @@ pub mod crypto;
 pub mod dialect;
 pub mod framing;
 pub mod header;
+pub mod info;
 pub mod limits;
 pub mod messages;
 pub mod status;

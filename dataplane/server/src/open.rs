@@ -71,6 +71,11 @@ pub struct OpenState {
     pub position: u64,
     /// FileModeInformation.
     pub mode: u32,
+    /// QUERY_DIRECTORY enumeration state (pattern, name snapshot, cursor); `None` until the
+    /// first QUERY_DIRECTORY on this open.
+    pub search: Option<crate::commands::query_directory::DirSearch>,
+    /// Index of the next EA a FileFullEaInformation enumeration returns (MS-FSA 2.1.5.12.12).
+    pub ea_index: usize,
 }
 
 /// The opens of one session, by volatile file id. Guarded per session, never globally.

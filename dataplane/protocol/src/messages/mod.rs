@@ -10,8 +10,11 @@ pub mod flush;
 pub mod ioctl;
 pub mod lock;
 pub mod negotiate;
+pub mod query_directory;
+pub mod query_info;
 pub mod read;
 pub mod session_setup;
+pub mod set_info;
 pub mod tree_connect;
 pub mod write;
 

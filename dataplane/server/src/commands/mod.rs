@@ -12,13 +12,18 @@ pub mod ioctl;
 pub mod lock;
 pub mod logoff;
 pub mod negotiate;
+pub mod query_directory;
+pub mod query_info;
 pub mod read;
 pub mod session_setup;
+pub mod set_info;
 pub mod tree_connect;
 pub mod write;
 
 #[cfg(test)]
 mod file_command_tests;
+#[cfg(test)]
+pub(crate) mod info_test_support;
 #[cfg(test)]
 pub(crate) mod test_support;
 

@@ -5,6 +5,7 @@
 //!
 //! Everything here is plain system calls; the reactors move READ/WRITE data onto io_uring.
 
+pub mod ea;
 pub mod file_table;
 pub mod metadata;
 pub mod path;

@@ -167,3 +167,28 @@ pub fn openat2_beneath(dir: BorrowedFd, path: &str, flags: i32, mode: u32) -> Re
         }
     }
 }
+
+/// The NUL-separated list of extended attribute names of `fd` (any descriptor, `O_PATH`
+/// included, through /proc like [`get_xattr`]). `buf` empty asks for the size only.
+pub fn list_xattr(fd: BorrowedFd, buf: &mut [u8]) -> Result<usize, i32> {
+    let path = proc_fd_path(fd);
+    // SAFETY: `path` is NUL-terminated; `buf` is valid for `buf.len()` writable bytes (a zero
+    // length with a dangling pointer is allowed: the kernel then only reports the size).
+    let rc = unsafe { libc::listxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if rc < 0 {
+        return Err(last_errno());
+    }
+    Ok(rc as usize)
+}
+
+/// Remove extended attribute `name` of `fd`.
+pub fn remove_xattr(fd: BorrowedFd, name: &str) -> Result<(), i32> {
+    let cname = CString::new(name).map_err(|_| libc::EINVAL)?;
+    let path = proc_fd_path(fd);
+    // SAFETY: both strings are NUL-terminated.
+    let rc = unsafe { libc::removexattr(path.as_ptr(), cname.as_ptr()) };
+    if rc < 0 {
+        return Err(last_errno());
+    }
+    Ok(())
+}
