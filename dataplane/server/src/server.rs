@@ -122,3 +122,14 @@ impl ServerState {
         self.shares.iter().find(|s| s.matches(name)).cloned()
     }
 }
+
+/// A user database with nobody in it, for tests.
+#[cfg(test)]
+pub(crate) struct NoUsers;
+
+#[cfg(test)]
+impl UserLookup for NoUsers {
+    fn nt_hash(&self, _user: &str) -> Option<[u8; 16]> {
+        None
+    }
+}

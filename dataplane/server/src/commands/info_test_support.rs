@@ -38,10 +38,15 @@ impl Fixture {
             read_only: false,
             encrypt: Requirement::Off,
         });
-        let server = ServerState::new(ServerConfig::default(), vec![share.clone()], [0; 16]);
+        let server = ServerState::new(
+            ServerConfig::default(),
+            vec![share.clone()],
+            std::sync::Arc::new(crate::server::NoUsers),
+            [0; 16],
+        );
         let session = Arc::new(Session::new(
             1,
-            Identity {
+            Identity::User {
                 user: "u".into(),
                 domain: "d".into(),
             },

@@ -41,10 +41,15 @@ impl TestEnv {
             read_only,
             encrypt: Requirement::Off,
         });
-        let server = ServerState::new(ServerConfig::default(), vec![share.clone()], [7; 16]);
+        let server = ServerState::new(
+            ServerConfig::default(),
+            vec![share.clone()],
+            std::sync::Arc::new(crate::server::NoUsers),
+            [7; 16],
+        );
         let session = Arc::new(Session::new(
             1,
-            Identity {
+            Identity::User {
                 user: "u".into(),
                 domain: "d".into(),
             },
@@ -68,7 +73,7 @@ impl TestEnv {
     pub fn other_session(&self, id: u64) -> (Arc<Session>, Arc<Tree>) {
         let session = Arc::new(Session::new(
             id,
-            Identity {
+            Identity::User {
                 user: "v".into(),
                 domain: "d".into(),
             },

@@ -87,7 +87,12 @@ pub fn connect(
 
 /// Drop the tree and close every open made through it.
 pub fn disconnect(session: &Session, tree_id: u32, server: &ServerState) -> Result<(), NtStatus> {
-    let tree = session.trees.lock().unwrap().remove(&tree_id).ok_or(NtStatus::NETWORK_NAME_DELETED)?;
+    let tree = session
+        .trees
+        .lock()
+        .unwrap()
+        .remove(&tree_id)
+        .ok_or(NtStatus::NETWORK_NAME_DELETED)?;
     for open in session.opens.drain(Some(tree_id)) {
         super::close::close_open(server, &tree.share, &open);
     }

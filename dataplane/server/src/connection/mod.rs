@@ -385,7 +385,8 @@ impl Connection {
                     return self.error(fb, rsp, NtStatus::ACCESS_DENIED, sign_with);
                 }
                 if command == Command::TreeDisconnect {
-                    return match commands::tree_connect::disconnect(&session, tree.id, &self.server) {
+                    return match commands::tree_connect::disconnect(&session, tree.id, &self.server)
+                    {
                         Ok(()) => {
                             let mut body = Vec::new();
                             echo::encode_response(&mut body);
@@ -535,7 +536,10 @@ impl Connection {
         let result = crate::storage::read_at(open, offset, &mut fb.buf()[data_at..]);
         match result {
             // MS-SMB2 3.3.5.12: fewer bytes than MinimumCount (or none) is STATUS_END_OF_FILE.
-            Ok(n) if smb3d_protocol::messages::read::status_after_read(length, min_count, n) != NtStatus::SUCCESS => {
+            Ok(n)
+                if smb3d_protocol::messages::read::status_after_read(length, min_count, n)
+                    != NtStatus::SUCCESS =>
+            {
                 fb.buf().truncate(start);
                 self.error(fb, rsp, NtStatus::END_OF_FILE, sign_with)
             }

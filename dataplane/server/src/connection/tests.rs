@@ -8,7 +8,7 @@ use smb3d_protocol::wire::Writer;
 use smb3d_protocol::NtStatus;
 
 use super::{Connection, Environment};
-use crate::server::{ServerConfig, ServerState};
+use crate::server::{NoUsers, ServerConfig, ServerState};
 
 struct FixedEnv(u8);
 
@@ -24,20 +24,24 @@ impl Environment for FixedEnv {
     }
 }
 
-struct NoUsers;
-impl smb3d_protocol::auth::UserLookup for NoUsers {
-    fn nt_hash(&self, _user: &str) -> Option<[u8; 16]> {
-        None
-    }
-}
-
 fn connection() -> Connection {
-    let server = ServerState::new(ServerConfig::default(), Vec::new(), Arc::new(NoUsers), [1; 16]);
+    let server = ServerState::new(
+        ServerConfig::default(),
+        Vec::new(),
+        Arc::new(NoUsers),
+        [1; 16],
+    );
     Connection::new(Arc::new(server), "test".into())
 }
 
 fn request(command: Command, message_id: u64, body: &[u8]) -> Vec<u8> {
-    let h = Header { command: command as u16, credits: 10, message_id, credit_charge: 1, ..Default::default() };
+    let h = Header {
+        command: command as u16,
+        credits: 10,
+        message_id,
+        credit_charge: 1,
+        ..Default::default()
+    };
     let mut m = Vec::new();
     h.encode(&mut m);
     m.extend_from_slice(body);
@@ -68,7 +72,11 @@ fn negotiate_then_echo_and_window_checks() {
     let mut c = connection();
     let mut env = FixedEnv(1);
     let mut out = Vec::new();
-    let mut pdu = request(Command::Negotiate, 0, &negotiate_body(&[0x0202, 0x0210, 0x0300]));
+    let mut pdu = request(
+        Command::Negotiate,
+        0,
+        &negotiate_body(&[0x0202, 0x0210, 0x0300]),
+    );
     assert!(NegotiateRequest::decode(&pdu).is_ok());
     c.handle_pdu(&mut pdu, &mut env, &mut out).unwrap();
     assert_eq!(out.len(), 1);
@@ -90,7 +98,10 @@ fn negotiate_then_echo_and_window_checks() {
     out.clear();
     let mut pdu = request(Command::Create, 2, &[57, 0]);
     c.handle_pdu(&mut pdu, &mut env, &mut out).unwrap();
-    assert_eq!(response_header(&out[0]).status, NtStatus::USER_SESSION_DELETED.0);
+    assert_eq!(
+        response_header(&out[0]).status,
+        NtStatus::USER_SESSION_DELETED.0
+    );
 
     // Reusing a message id, or one beyond the window, drops the connection.
     let mut pdu = request(Command::Echo, 1, &[4, 0, 0, 0]);
@@ -107,7 +118,9 @@ fn requests_before_negotiate_and_garbage_disconnect() {
     let mut pdu = request(Command::Echo, 0, &[4, 0, 0, 0]);
     assert!(c.handle_pdu(&mut pdu, &mut env, &mut Vec::new()).is_err());
     let mut c = connection();
-    assert!(c.handle_pdu(&mut [0xFE, b'S', b'M'], &mut env, &mut Vec::new()).is_err());
+    assert!(c
+        .handle_pdu(&mut [0xFE, b'S', b'M'], &mut env, &mut Vec::new())
+        .is_err());
     // A bad NextCommand in a compound.
     let mut c = connection();
     let mut pdu = request(Command::Negotiate, 0, &negotiate_body(&[0x0202]));
