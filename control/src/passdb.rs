@@ -174,10 +174,6 @@ impl Passdb {
         self.entries.values().map(|(name, _)| name.as_str())
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

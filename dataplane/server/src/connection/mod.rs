@@ -68,13 +68,25 @@ pub struct Connection {
 }
 
 /// Per-PDU state carried from one compound element to the next (MS-SMB2 3.3.5.2.7.2).
-#[derive(Default)]
 struct CompoundState {
+    first: bool,
     session_id: u64,
     tree_id: u32,
     file_id: Option<FileId>,
     /// A related request after a failed one fails the same way.
     failed: Option<NtStatus>,
+}
+
+impl Default for CompoundState {
+    fn default() -> Self {
+        CompoundState {
+            first: true,
+            session_id: 0,
+            tree_id: 0,
+            file_id: None,
+            failed: None,
+        }
+    }
 }
 
 impl Connection {
@@ -271,13 +283,24 @@ impl Connection {
             return self.error(fb, rsp, NtStatus::INVALID_PARAMETER, None);
         };
 
+        // MS-SMB2 3.3.5.2.7.2: a related request takes the session, tree and file of the one
+        // before it; the first request of a chain cannot be related, and a related request
+        // after a failed CREATE (or an invalid start) fails the same way.
         if hdr.is_related() {
+            if compound.first {
+                compound.failed = Some(NtStatus::INVALID_PARAMETER);
+            }
             rsp.session_id = compound.session_id;
             rsp.tree_id = compound.tree_id;
             if let Some(status) = compound.failed {
+                compound.first = false;
                 return self.error(fb, rsp, status, None);
             }
+        } else {
+            compound.file_id = None;
+            compound.failed = None;
         }
+        compound.first = false;
         compound.session_id = rsp.session_id;
         compound.tree_id = rsp.tree_id;
 
@@ -292,7 +315,7 @@ impl Connection {
 
         // MS-SMB2 3.3.5.2.9: the session must exist on this connection.
         let Some(channel) = self.channels.get(&rsp.session_id) else {
-            compound.failed = Some(NtStatus::USER_SESSION_DELETED);
+            compound.failed = Some(NtStatus::INVALID_PARAMETER);
             return self.error(fb, rsp, NtStatus::USER_SESSION_DELETED, None);
         };
         let session = channel.session.clone();
@@ -448,8 +471,7 @@ impl Connection {
             Command::QueryDirectory => commands::query_directory::handle(&req, &mut ctx),
             Command::QueryInfo => commands::query_info::handle(&req, &mut ctx),
             Command::SetInfo => commands::set_info::handle(&req, &mut ctx),
-            // Tree-level IOCTLs (FSCTLs on files) are not implemented yet.
-            Command::Ioctl => Err(NtStatus::INVALID_DEVICE_REQUEST),
+            Command::Ioctl => commands::ioctl::handle_file(&req, &mut ctx),
             // Change notification and oplock breaks arrive with later issues.
             Command::ChangeNotify | Command::OplockBreak => Err(NtStatus::NOT_IMPLEMENTED),
             _ => Err(NtStatus::INVALID_PARAMETER),
