@@ -8,6 +8,7 @@
 //! header, credits granted, compound padding, signing, encryption (3.3.4.1).
 
 mod credits;
+mod file_io;
 mod frame;
 #[cfg(test)]
 mod tests;
@@ -30,6 +31,8 @@ use crate::server::ServerState;
 use crate::session::Session;
 use crate::tree::Tree;
 use credits::CreditWindow;
+use file_io::Protection;
+pub use file_io::{FileIo, PendingRead, PendingWrite};
 use frame::FrameBuilder;
 
 /// Requests one connection may have waiting asynchronously (blocked locks).
@@ -65,6 +68,12 @@ pub struct Connection {
     pending_auth: HashMap<u64, PendingAuth>,
     waits: Vec<AsyncWait>,
     next_async_id: u64,
+    /// File I/O of the PDU being handled, for the reactor to run on its ring.
+    file_io: Vec<FileIo>,
+    /// Address of the PDU being handled, to express WRITE payload positions relative to it.
+    pdu_base: usize,
+    /// The session whose key encrypts the responses of the PDU being handled.
+    encrypt_with: Option<Arc<Session>>,
 }
 
 /// Per-PDU state carried from one compound element to the next (MS-SMB2 3.3.5.2.7.2).
@@ -101,6 +110,9 @@ impl Connection {
             pending_auth: HashMap::new(),
             waits: Vec::new(),
             next_async_id: 1,
+            file_io: Vec::new(),
+            pdu_base: 0,
+            encrypt_with: None,
         }
     }
 
@@ -112,6 +124,7 @@ impl Connection {
         env: &mut dyn Environment,
         out: &mut Vec<Vec<u8>>,
     ) -> Result<(), Disconnect> {
+        self.pdu_base = pdu.as_ptr() as usize;
         if header::is_smb1_negotiate(pdu) {
             return self.smb1_negotiate(pdu, env, out);
         }
@@ -182,6 +195,7 @@ impl Connection {
             .map(|c| c.session.clone())
             .filter(|s| s.security.get().is_some_and(|sec| sec.encryptor.is_some()));
         let mut fb = FrameBuilder::new(encrypt_with.is_some());
+        self.encrypt_with = encrypt_with.clone();
         let mut compound = CompoundState::default();
         let mut offset = 0;
         let pdu: &[u8] = pdu;
@@ -499,7 +513,56 @@ impl Connection {
                 offset,
                 length,
                 min_count,
+            } if single => {
+                // Laid out now, read by the reactor's ring into the data slot.
+                let protection = Protection {
+                    sign_with,
+                    encrypt_with: self.encrypt_with.clone(),
+                };
+                let mut frame = FrameBuilder::new(protection.encrypt_with.is_some());
+                let start = frame.begin(&rsp);
+                let head_at = frame.buf().len();
+                frame.buf().resize(head_at + 16 + length as usize, 0);
+                let data_at = head_at + 16;
+                self.file_io.push(FileIo::Read(PendingRead {
+                    open,
+                    offset,
+                    length,
+                    min_count,
+                    frame,
+                    start,
+                    head_at,
+                    data_at,
+                    rsp,
+                    protection,
+                }));
+                Ok(())
+            }
+            Reply::ReadFile {
+                open,
+                offset,
+                length,
+                min_count,
             } => self.read_into_frame(fb, rsp, &open, offset, length, min_count, sign_with),
+            Reply::WriteFile { open, offset, data }
+                if single && msg.get(data.clone()).is_some() =>
+            {
+                // Written by the reactor's ring straight from the receive buffer.
+                let msg_at = msg.as_ptr() as usize - self.pdu_base;
+                let data = msg_at + data.start..msg_at + data.end;
+                let protection = Protection {
+                    sign_with,
+                    encrypt_with: self.encrypt_with.clone(),
+                };
+                self.file_io.push(FileIo::Write(PendingWrite {
+                    open,
+                    offset,
+                    data,
+                    rsp,
+                    protection,
+                }));
+                Ok(())
+            }
             Reply::WriteFile { open, offset, data } => {
                 let Some(bytes) = msg.get(data) else {
                     return self.error(fb, rsp, NtStatus::INVALID_PARAMETER, sign_with);
@@ -713,6 +776,11 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// File I/O queued by the last `handle_pdu`; WRITE payload ranges are relative to that PDU.
+    pub fn take_file_io(&mut self) -> std::vec::Drain<'_, FileIo> {
+        self.file_io.drain(..)
     }
 
     pub fn has_waits(&self) -> bool {
