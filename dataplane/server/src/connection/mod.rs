@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use smb3d_protocol::header::{self, flags, Command, Header, HEADER_BYTES, TRANSFORM_PROTOCOL_ID};
 use smb3d_protocol::limits::MAX_COMPOUND_REQUESTS;
-use smb3d_protocol::messages::{echo, error};
+use smb3d_protocol::messages::{self, echo, error};
 use smb3d_protocol::transform::TransformHeader;
 use smb3d_protocol::NtStatus;
 use tracing::{debug, warn};
@@ -282,6 +282,20 @@ impl Connection {
             session_id: hdr.session_id,
             ..Default::default()
         };
+
+        // MS-SMB2 3.3.5.2.5: with multi-credit requests, the charge must cover the payload.
+        if dialect.is_some_and(|d| d >= smb3d_protocol::dialect::Dialect::Smb210) {
+            if let Some(payload) = command.and_then(|c| messages::charged_payload_bytes(c, msg)) {
+                if hdr.credit_charge.max(1) < messages::credits_needed(payload) {
+                    debug!(
+                        payload,
+                        charge = hdr.credit_charge,
+                        "credit charge too small"
+                    );
+                    return self.error(fb, rsp, NtStatus::INVALID_PARAMETER, None);
+                }
+            }
+        }
 
         // MS-SMB2 3.3.5.2: before NEGOTIATE only NEGOTIATE; NEGOTIATE only once.
         match (command, dialect) {
