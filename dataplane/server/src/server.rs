@@ -21,6 +21,8 @@ pub struct ServerConfig {
     pub netbios_name: String,
     /// Accept anonymous (null) session setups.
     pub allow_anonymous: bool,
+    /// Offer SMB3 multichannel (SMB2_GLOBAL_CAP_MULTI_CHANNEL) and accept session binding.
+    pub multichannel: bool,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +33,7 @@ impl Default for ServerConfig {
             max_credits: 8192,
             netbios_name: "SMB3D".to_string(),
             allow_anonymous: false,
+            multichannel: true,
         }
     }
 }

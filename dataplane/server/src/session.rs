@@ -1,7 +1,7 @@
 //! Sessions (MS-SMB2 3.3.1.8): an authenticated user, its keys, its trees and its opens.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use smb3d_protocol::crypto::Encryptor;
@@ -93,6 +93,10 @@ pub struct Session {
     pub trees: Mutex<HashMap<u32, Arc<Tree>>>,
     next_tree_id: AtomicU64,
     pub opens: OpenTable,
+    /// Connections bound to this session (MS-SMB2 3.3.1.8 ChannelList, counted).
+    channels: AtomicUsize,
+    /// Set by LOGOFF: the other channels drop the session when they next look at it.
+    logged_off: AtomicBool,
 }
 
 impl Session {
@@ -104,7 +108,35 @@ impl Session {
             trees: Mutex::new(HashMap::new()),
             next_tree_id: AtomicU64::new(1),
             opens: OpenTable::default(),
+            channels: AtomicUsize::new(1),
+            logged_off: AtomicBool::new(false),
         }
+    }
+
+    /// Count one more channel, unless the session already has `max` (then `false`).
+    pub fn add_channel(&self, max: usize) -> bool {
+        self.channels
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Count one channel gone; `true` when it was the last one.
+    pub fn remove_channel(&self) -> bool {
+        self.channels.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    pub fn channel_count(&self) -> usize {
+        self.channels.load(Ordering::Acquire)
+    }
+
+    pub fn mark_logged_off(&self) {
+        self.logged_off.store(true, Ordering::Release);
+    }
+
+    pub fn is_logged_off(&self) -> bool {
+        self.logged_off.load(Ordering::Acquire)
     }
 
     pub fn tree(&self, tree_id: u32) -> Option<Arc<Tree>> {

@@ -99,6 +99,9 @@ pub fn handle(
     if dialect >= Dialect::Smb210 {
         caps |= capabilities::LARGE_MTU;
     }
+    if dialect.is_smb3() && server.config.multichannel {
+        caps |= capabilities::MULTI_CHANNEL;
+    }
     let encryption_on = server.config.encrypt != Requirement::Off;
     let mut cipher = None;
     let mut signing_algorithm = SigningAlgorithm::default_for(dialect);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use smb3d_protocol::auth::{AuthIdentity, AuthStep, ServerAuth, ServerAuthOptions};
 use smb3d_protocol::crypto::{derive_session_keys, Encryptor, PreauthHash, Signer};
 use smb3d_protocol::dialect::{Dialect, SigningAlgorithm};
+use smb3d_protocol::limits::MAX_CHANNELS_PER_SESSION;
 use smb3d_protocol::messages::negotiate::security_mode;
 use smb3d_protocol::messages::session_setup::{self, session_flags, SessionSetupRequest};
 use smb3d_protocol::NtStatus;
@@ -25,8 +26,10 @@ pub struct PendingAuth {
     pub auth: ServerAuth,
     /// The session's preauth hash (3.1.1), to be extended with each response sent.
     pub preauth: PreauthHash,
-    /// Set for re-authentication of an established session.
+    /// Set for re-authentication of an established session, or for binding a new channel.
     pub existing: Option<Arc<Session>>,
+    /// This exchange binds the connection to `existing` as a new channel (MS-SMB2 3.3.5.5.2).
+    pub binding: bool,
 }
 
 /// A session usable on this connection, with this channel's signing key.
@@ -61,12 +64,19 @@ pub fn handle(
 ) -> Result<SessionSetupOutcome, NtStatus> {
     let req = SessionSetupRequest::decode(msg)?;
     let dialect = ctx.info.dialect.ok_or(NtStatus::INVALID_PARAMETER)?;
-    if req.flags & session_setup::FLAG_BINDING != 0 {
-        // Multichannel binding is not offered yet (no SMB2_GLOBAL_CAP_MULTI_CHANNEL).
-        return Err(NtStatus::REQUEST_NOT_ACCEPTED);
-    }
-
-    let session_id = if header_session_id == 0 {
+    let binding = req.flags & session_setup::FLAG_BINDING != 0;
+    let session_id = if binding && !ctx.pending.contains_key(&header_session_id) {
+        let session = check_bind(msg, header_session_id, dialect, ctx).inspect_err(|status| {
+            warn!(session_id = header_session_id, %status, "session bind refused");
+        })?;
+        if ctx.pending.len() >= MAX_PENDING_AUTH {
+            return Err(NtStatus::INSUFFICIENT_RESOURCES);
+        }
+        let mut pending = new_pending(ctx, Some(session));
+        pending.binding = true;
+        ctx.pending.insert(header_session_id, pending);
+        header_session_id
+    } else if header_session_id == 0 {
         let id = ctx.server.sessions.allocate_id();
         if ctx.pending.len() >= MAX_PENDING_AUTH {
             return Err(NtStatus::INSUFFICIENT_RESOURCES);
@@ -101,21 +111,31 @@ pub fn handle(
         .step(req.security_buffer, ctx.server.users.as_ref());
     match step {
         AuthStep::Continue { token } => {
+            // MS-SMB2 3.3.5.5.3: while binding, interim responses are signed with the
+            // session's own signing key (the channel has none yet).
+            let sign_with = pending
+                .existing
+                .as_ref()
+                .filter(|_| pending.binding)
+                .and_then(|s| session_signer(s));
             let mut body = Vec::new();
             session_setup::encode_response(0, &token, &mut body);
             Ok(SessionSetupOutcome {
                 status: NtStatus::MORE_PROCESSING_REQUIRED,
                 session_id,
                 body,
-                sign_with: None,
+                sign_with,
             })
         }
         AuthStep::Failed { status, reason } => {
             let pending = ctx.pending.remove(&session_id);
             warn!(session_id, %status, %reason, "authentication failed");
-            // A failed re-authentication ends the session (MS-SMB2 3.3.5.5.3).
+            // A failed re-authentication ends the session (MS-SMB2 3.3.5.5.3); a failed bind
+            // leaves the session as it was.
             if let Some(PendingAuth {
-                existing: Some(s), ..
+                existing: Some(s),
+                binding: false,
+                ..
             }) = pending
             {
                 ctx.channels.remove(&s.id);
@@ -160,7 +180,77 @@ fn new_pending(ctx: &SessionSetupCtx, existing: Option<Arc<Session>>) -> Pending
         auth: ServerAuth::new(opts, ctx.challenge, ctx.now_filetime),
         preauth: PreauthHash(ctx.info.preauth.0),
         existing,
+        binding: false,
     }
+}
+
+/// A signer over Session.SigningKey (MS-SMB2 3.3.1.8).
+pub fn session_signer(session: &Session) -> Option<Arc<Signer>> {
+    let sec = session.security.get()?;
+    Some(Arc::new(Signer::new(
+        sec.signing_algorithm,
+        &sec.signing_key,
+    )))
+}
+
+/// The checks MS-SMB2 3.3.5.5.2 makes before a binding SESSION_SETUP is authenticated, with the
+/// statuses Windows and Samba return (smbtorture smb2.session.bind_negative_*).
+fn check_bind(
+    msg: &[u8],
+    session_id: u64,
+    dialect: Dialect,
+    ctx: &SessionSetupCtx,
+) -> Result<Arc<Session>, NtStatus> {
+    // Multichannel needs 3.x and must be on.
+    if !dialect.is_smb3() || !ctx.server.config.multichannel {
+        return Err(NtStatus::REQUEST_NOT_ACCEPTED);
+    }
+    let session = ctx
+        .server
+        .sessions
+        .get(session_id)
+        .ok_or(NtStatus::USER_SESSION_DELETED)?;
+    if session.is_logged_off() {
+        return Err(NtStatus::USER_SESSION_DELETED);
+    }
+    let sec = session
+        .security
+        .get()
+        .ok_or(NtStatus::USER_SESSION_DELETED)?;
+    let signed = msg
+        .get(16..20)
+        .is_some_and(|f| f[0] & smb3d_protocol::header::flags::SIGNED as u8 != 0);
+    if let Some(channel) = ctx.channels.get(&session_id) {
+        // Already a channel of this connection: the request is checked with the channel's key.
+        let ok = signed && channel.signer.as_ref().is_some_and(|s| s.verify(msg));
+        return Err(if ok {
+            NtStatus::REQUEST_NOT_ACCEPTED
+        } else {
+            NtStatus::ACCESS_DENIED
+        });
+    }
+    if sec.dialect != dialect {
+        return Err(NtStatus::INVALID_PARAMETER);
+    }
+    if dialect == Dialect::Smb311
+        && (sec.signing_algorithm != ctx.info.signing_algorithm || sec.cipher != ctx.info.cipher)
+    {
+        return Err(NtStatus::INVALID_PARAMETER);
+    }
+    if !signed {
+        return Err(NtStatus::INVALID_PARAMETER);
+    }
+    // MS-SMB2 3.3.5.5.2: verify the binding request with Session.SigningKey.
+    if !session_signer(&session).is_some_and(|s| s.verify(msg)) {
+        return Err(NtStatus::ACCESS_DENIED);
+    }
+    if session.is_anonymous() {
+        return Err(NtStatus::NOT_SUPPORTED);
+    }
+    if session.channel_count() >= MAX_CHANNELS_PER_SESSION {
+        return Err(NtStatus::INSUFFICIENT_RESOURCES);
+    }
+    Ok(session)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -177,6 +267,18 @@ fn complete(
     let anonymous = identity == Identity::Anonymous;
     let mut flags = if anonymous { session_flags::IS_NULL } else { 0 };
 
+    if pending.binding {
+        let session = pending.existing.ok_or(NtStatus::INTERNAL_ERROR)?;
+        return complete_bind(
+            ctx,
+            dialect,
+            session,
+            &pending.preauth,
+            identity,
+            session_key,
+            token,
+        );
+    }
     if let Some(existing) = pending.existing {
         // Re-authentication keeps the keys; only the identity is refreshed.
         *existing.identity.lock().unwrap() = identity;
@@ -273,5 +375,58 @@ fn complete(
         session_id,
         body,
         sign_with: sign.then_some(signer),
+    })
+}
+
+/// A new channel of `session` on this connection, with its own signing key (MS-SMB2 3.3.5.5.3).
+fn complete_bind(
+    ctx: &mut SessionSetupCtx,
+    dialect: Dialect,
+    session: Arc<Session>,
+    preauth: &PreauthHash,
+    identity: Identity,
+    session_key: &[u8; 16],
+    token: Vec<u8>,
+) -> Result<SessionSetupOutcome, NtStatus> {
+    let session_id = session.id;
+    if *session.identity.lock().unwrap() != identity {
+        warn!(session_id, ?identity, "bind as a different user refused");
+        return Err(NtStatus::ACCESS_DENIED);
+    }
+    let sec = session
+        .security
+        .get()
+        .ok_or(NtStatus::USER_SESSION_DELETED)?;
+    if !session.add_channel(MAX_CHANNELS_PER_SESSION) {
+        return Err(NtStatus::INSUFFICIENT_RESOURCES);
+    }
+    // 3.0/3.0.2: KDF(bind session key, "SMB2AESCMAC", "SmbSign"); 3.1.1: KDF(bind session key,
+    // "SMBSigningKey", this connection's preauth hash of NEGOTIATE and this SESSION_SETUP).
+    let preauth = (dialect == Dialect::Smb311).then_some(preauth);
+    let keys = derive_session_keys(dialect, sec.cipher, session_key, preauth);
+    let signer = Arc::new(Signer::new(sec.signing_algorithm, &keys.signing));
+    let mut flags = 0;
+    if sec.encrypt_data {
+        flags |= session_flags::ENCRYPT_DATA;
+    }
+    ctx.channels.insert(
+        session_id,
+        Channel {
+            session: session.clone(),
+            signer: Some(signer.clone()),
+        },
+    );
+    info!(
+        session_id,
+        channels = session.channel_count(),
+        "channel bound"
+    );
+    let mut body = Vec::new();
+    session_setup::encode_response(flags, &token, &mut body);
+    Ok(SessionSetupOutcome {
+        status: NtStatus::SUCCESS,
+        session_id,
+        body,
+        sign_with: Some(signer),
     })
 }

@@ -342,6 +342,14 @@ impl Connection {
         }
 
         // MS-SMB2 3.3.5.2.9: the session must exist on this connection.
+        // A session logged off through another channel is gone here too.
+        if self
+            .channels
+            .get(&rsp.session_id)
+            .is_some_and(|c| c.session.is_logged_off())
+        {
+            self.channels.remove(&rsp.session_id);
+        }
         let Some(channel) = self.channels.get(&rsp.session_id) else {
             compound.failed = Some(NtStatus::INVALID_PARAMETER);
             return self.error(fb, rsp, NtStatus::USER_SESSION_DELETED, None);
@@ -390,6 +398,8 @@ impl Connection {
                 if let Err(s) = echo::decode_request(msg) {
                     return self.error(fb, rsp, s, sign_with);
                 }
+                // MS-SMB2 3.3.5.6: LOGOFF on any channel ends the session on all of them.
+                session.mark_logged_off();
                 for (open, share) in commands::logoff::logoff(&session, &self.server) {
                     commands::close::close_open(&self.server, &share, &open);
                 }
@@ -718,19 +728,37 @@ impl Connection {
                 rsp.status = outcome.status.0;
                 let start = fb.begin(&rsp);
                 fb.buf().extend_from_slice(&outcome.body);
+                let signer = outcome.sign_with.clone();
                 fb.end(start, outcome.sign_with);
                 if outcome.status == NtStatus::MORE_PROCESSING_REQUIRED
                     && self.info.dialect == Some(smb3d_protocol::dialect::Dialect::Smb311)
                 {
                     if let Some(p) = self.pending_auth.get_mut(&outcome.session_id) {
-                        p.preauth.update(fb.message(start));
+                        // MS-SMB2 3.3.5.5.3: the hash covers the response as sent; a binding's
+                        // interim response is signed, and the frame signs only when finished.
+                        let mut sent = fb.message(start).to_vec();
+                        if let Some(signer) = signer {
+                            signer.sign(&mut sent);
+                        }
+                        p.preauth.update(&sent);
                     }
                 }
                 Ok(())
             }
             Err(s) => {
                 compound.failed = Some(s);
-                self.error(fb, rsp, s, None)
+                // Errors about an existing session are signed with its key (the channel's
+                // when bound here), so a binding client can trust them (Samba bug 14512).
+                let sign_with = match self.channels.get(&rsp.session_id) {
+                    Some(c) => c.signer.clone(),
+                    None => self
+                        .server
+                        .sessions
+                        .get(rsp.session_id)
+                        .filter(|sess| !sess.is_anonymous() && !sess.is_logged_off())
+                        .and_then(|sess| commands::session_setup::session_signer(&sess)),
+                };
+                self.error(fb, rsp, s, sign_with)
             }
         }
     }
@@ -874,8 +902,14 @@ impl Connection {
 
     /// Close everything this connection holds (the reactor calls this when the socket closes).
     pub fn teardown(&mut self) {
+        // A session ends with its last channel; while others live, it stays.
         for (_, channel) in self.channels.drain() {
-            for (open, share) in commands::logoff::logoff(&channel.session, &self.server) {
+            let session = channel.session;
+            if session.is_logged_off() || !session.remove_channel() {
+                continue;
+            }
+            session.mark_logged_off();
+            for (open, share) in commands::logoff::logoff(&session, &self.server) {
                 commands::close::close_open(&self.server, &share, &open);
             }
         }
