@@ -2,10 +2,11 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use smb3d_protocol::auth::UserLookup;
 
+use crate::mailbox::{Mailbox, ReactorMsg};
 use crate::session::Session;
 use crate::share::{Requirement, Share};
 use crate::storage::file_table::FileTable;
@@ -92,6 +93,8 @@ pub struct ServerState {
     pub users: Arc<dyn UserLookup + Send + Sync>,
     /// Every open file of the process: share modes, delete-pending, byte-range locks.
     pub files: FileTable,
+    /// One mailbox per reactor, set once the reactors start.
+    pub mailboxes: OnceLock<Vec<Mailbox>>,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -118,7 +121,20 @@ impl ServerState {
             sessions: SessionTable::new(seed),
             users,
             files: FileTable::new(),
+            mailboxes: OnceLock::new(),
         }
+    }
+
+    /// Deliver a message to the reactor that owns its target connection. `false` when that
+    /// reactor cannot take it (no reactors, or its mailbox is full).
+    pub fn post(&self, msg: ReactorMsg) -> bool {
+        let to = match &msg {
+            ReactorMsg::Send { to, .. } | ReactorMsg::Kick { to } => *to,
+        };
+        self.mailboxes
+            .get()
+            .and_then(|m| m.get(to.reactor as usize))
+            .is_some_and(|m| m.post(msg))
     }
 
     pub fn share(&self, name: &str) -> Option<Arc<Share>> {

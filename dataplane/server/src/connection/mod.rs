@@ -26,6 +26,7 @@ use tracing::{debug, warn};
 use crate::commands::negotiate::ConnectionInfo;
 use crate::commands::session_setup::{Channel, PendingAuth, SessionSetupCtx};
 use crate::commands::{self, ioctl::IoctlOutcome, Reply, Request, TreeCtx};
+use crate::mailbox::ConnHandle;
 use crate::open::{FileId, Open};
 use crate::server::ServerState;
 use crate::session::Session;
@@ -62,6 +63,8 @@ struct AsyncWait {
 pub struct Connection {
     server: Arc<ServerState>,
     pub peer: String,
+    /// How other reactors reach this connection.
+    pub handle: ConnHandle,
     info: ConnectionInfo,
     credits: CreditWindow,
     channels: HashMap<u64, Channel>,
@@ -99,11 +102,12 @@ impl Default for CompoundState {
 }
 
 impl Connection {
-    pub fn new(server: Arc<ServerState>, peer: String) -> Connection {
+    pub fn new(server: Arc<ServerState>, peer: String, handle: ConnHandle) -> Connection {
         let credits = CreditWindow::new(server.config.max_credits);
         Connection {
             server,
             peer,
+            handle,
             info: ConnectionInfo::default(),
             credits,
             channels: HashMap::new(),

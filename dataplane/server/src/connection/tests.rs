@@ -31,7 +31,15 @@ fn connection() -> Connection {
         Arc::new(NoUsers),
         [1; 16],
     );
-    Connection::new(Arc::new(server), "test".into())
+    Connection::new(
+        Arc::new(server),
+        "test".into(),
+        crate::mailbox::ConnHandle {
+            reactor: 0,
+            slot: 0,
+            gen: 1,
+        },
+    )
 }
 
 fn request(command: Command, message_id: u64, body: &[u8]) -> Vec<u8> {

@@ -34,8 +34,18 @@ pub fn spawn_reactors(
     specs: Vec<ReactorSpec>,
     shutdown: Arc<AtomicBool>,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
+    let mut mailboxes = Vec::with_capacity(specs.len());
+    let mut receivers = Vec::with_capacity(specs.len());
+    for _ in &specs {
+        let (mailbox, receiver) = crate::mailbox::mailbox()?;
+        mailboxes.push(mailbox);
+        receivers.push(receiver);
+    }
+    if server.mailboxes.set(mailboxes).is_err() {
+        return Err(std::io::Error::other("reactors already started"));
+    }
     let mut handles = Vec::new();
-    for spec in specs {
+    for (spec, mailbox) in specs.into_iter().zip(receivers) {
         let server = server.clone();
         let shutdown = shutdown.clone();
         let handle = std::thread::Builder::new()
@@ -46,7 +56,7 @@ pub fn spawn_reactors(
                         tracing::warn!(core, "could not pin reactor to core");
                     }
                 }
-                if let Err(e) = ring::run(server, spec, shutdown) {
+                if let Err(e) = ring::run(server, spec, mailbox, shutdown) {
                     tracing::error!(error = %e, "reactor stopped");
                 }
             })?;

@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 
 use super::ReactorSpec;
 use crate::connection::{Connection, Environment, FileIo};
+use crate::mailbox::{ConnHandle, MailboxReceiver, ReactorMsg};
 use crate::server::ServerState;
 
 const RING_ENTRIES: u32 = 1024;
@@ -34,6 +35,7 @@ enum Op {
     Send = 3,
     Tick = 4,
     File = 5,
+    Wake = 6,
 }
 
 /// user_data layout: op (8 bits) | slot or listener index (24 bits) | generation (32 bits).
@@ -92,6 +94,7 @@ impl Environment for ReactorEnv {
 pub fn run(
     server: Arc<ServerState>,
     spec: ReactorSpec,
+    mailbox: MailboxReceiver,
     shutdown: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
     // Declaration order is drop order in reverse: the ring goes first, so the kernel has
@@ -100,6 +103,7 @@ pub fn run(
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut file_ios: Vec<Option<FileIoSlot>> = Vec::new();
     let tick = types::Timespec::new().nsec(TICK_NS);
+    let mut wake_buf = [0u8; 8];
     let mut ring: IoUring = IoUring::builder().build(RING_ENTRIES)?;
     let mut free: Vec<usize> = Vec::new();
     let mut free_ios: Vec<usize> = Vec::new();
@@ -122,6 +126,8 @@ pub fn run(
             .build()
             .user_data(user_data(Op::Tick, 0, 0)),
     )?;
+
+    arm_wake(&mut ring, &mailbox, &mut wake_buf)?;
 
     let mut completions: Vec<(u64, i32, u32)> = Vec::with_capacity(RING_ENTRIES as usize);
     loop {
@@ -154,10 +160,19 @@ pub fn run(
                             .map(|a| a.to_string())
                             .unwrap_or_else(|_| "?".into());
                         debug!(%peer, reactor = spec.index, "accepted");
-                        let c = Conn {
+                        let idx = free.pop().unwrap_or_else(|| {
+                            conns.push(None);
+                            conns.len() - 1
+                        });
+                        let handle = ConnHandle {
+                            reactor: spec.index as u16,
+                            slot: idx as u32,
+                            gen: next_gen,
+                        };
+                        conns[idx] = Some(Conn {
                             fd,
                             gen: next_gen,
-                            conn: Connection::new(server.clone(), peer),
+                            conn: Connection::new(server.clone(), peer, handle),
                             rbuf: vec![0u8; RECV_CHUNK_BYTES],
                             rlen: 0,
                             recv_inflight: false,
@@ -165,18 +180,8 @@ pub fn run(
                             send_off: 0,
                             send_inflight: false,
                             closing: false,
-                        };
+                        });
                         next_gen = next_gen.wrapping_add(1).max(1);
-                        let idx = match free.pop() {
-                            Some(i) => {
-                                conns[i] = Some(c);
-                                i
-                            }
-                            None => {
-                                conns.push(Some(c));
-                                conns.len() - 1
-                            }
-                        };
                         if let Some(c) = conns[idx].as_mut() {
                             arm_recv(&mut ring, c, idx)?;
                         }
@@ -277,6 +282,39 @@ pub fn run(
                     }
                     continue;
                 }
+                x if x == Op::Wake as u8 => {
+                    // Bounded: at most what the mailbox held when woken.
+                    for _ in 0..crate::mailbox::MAILBOX_CAPACITY {
+                        let Ok(msg) = mailbox.rx.try_recv() else {
+                            break;
+                        };
+                        let to = match &msg {
+                            ReactorMsg::Send { to, .. } | ReactorMsg::Kick { to } => *to,
+                        };
+                        let idx = to.slot as usize;
+                        let Some(c) = conns
+                            .get_mut(idx)
+                            .and_then(|c| c.as_mut())
+                            .filter(|c| c.gen == to.gen)
+                        else {
+                            continue;
+                        };
+                        if c.closing {
+                            continue;
+                        }
+                        match msg {
+                            ReactorMsg::Send { frame, .. } => c.sendq.push_back(frame),
+                            ReactorMsg::Kick { .. } => {
+                                let mut out = Vec::new();
+                                c.conn.poll_waits(&mut out);
+                                c.sendq.extend(out);
+                            }
+                        }
+                        arm_send(&mut ring, c, idx)?;
+                    }
+                    arm_wake(&mut ring, &mailbox, &mut wake_buf)?;
+                    continue;
+                }
                 x if x == Op::Tick as u8 => {
                     for (idx, c) in conns.iter_mut().enumerate() {
                         let Some(c) = c.as_mut() else { continue };
@@ -324,6 +362,18 @@ pub fn run(
             }
         }
     }
+}
+
+/// Read the mailbox's eventfd; the completion means messages are waiting.
+fn arm_wake(
+    ring: &mut IoUring,
+    mailbox: &MailboxReceiver,
+    buf: &mut [u8; 8],
+) -> std::io::Result<()> {
+    let entry = opcode::Read::new(types::Fd(mailbox.wake_fd()), buf.as_mut_ptr(), 8)
+        .build()
+        .user_data(user_data(Op::Wake, 0, 0));
+    push(ring, entry)
 }
 
 /// Queue one file I/O on the ring; its slot owns every buffer the kernel will touch.
