@@ -153,8 +153,10 @@ fn validate(r: &CreateRequest) -> Result<(), NtStatus> {
     if r.desired_access & access::ACCESS_SYSTEM_SECURITY != 0 {
         return Err(NtStatus::PRIVILEGE_NOT_HELD);
     }
-    // An open that asks for nothing (SYNCHRONIZE alone included) is refused by Windows.
-    if r.desired_access & !access::SYNCHRONIZE == 0 {
+    // An open that asks for nothing is refused by Windows (smbtorture smb2.create.gentest).
+    // SYNCHRONIZE alone is a valid request: MS-SMB2 3.3.5.9 reserves only 0x0CE0FE00, and
+    // Windows and Samba grant it (smbtorture smb2.getinfo.getinfo_access).
+    if r.desired_access == 0 {
         return Err(NtStatus::ACCESS_DENIED);
     }
     Ok(())
