@@ -264,16 +264,14 @@ fn timespec_of(ft: Option<u64>) -> TimeSpec {
 }
 
 /// Set times (FILETIMEs; `None` leaves one unchanged). Access and write times go to the inode;
-/// the creation time is stored in `user.DOSATTRIB`; the change time cannot be set on Linux and
-/// is ignored.
+/// the creation time is stored in `user.DOSATTRIB`. The change time cannot be set on Linux:
+/// the file table keeps one a client sets (`FileTable::set_change_time`).
 pub fn set_times(
     fd: BorrowedFd,
     creation: Option<u64>,
     access: Option<u64>,
     write: Option<u64>,
-    change: Option<u64>,
 ) -> Result<(), NtStatus> {
-    let _ = change;
     if let Some(ct) = creation {
         let mut d = read_dosattrib(fd).unwrap_or_default();
         d.creation_time = ct;
@@ -386,7 +384,6 @@ mod tests {
             Some(130_000_000_000_000_000),
             None,
             Some(131_000_000_000_000_000),
-            None,
         )
         .unwrap();
         let m = stat_at(root.as_fd(), "f").unwrap();
@@ -412,7 +409,7 @@ mod tests {
         std::fs::write(dir.join("f"), b"x").unwrap();
         let fd = sys::openat2_beneath(root.as_fd(), "f", libc::O_PATH, 0).unwrap();
         set_attributes(fd.as_fd(), attr::SYSTEM).unwrap();
-        set_times(fd.as_fd(), None, Some(120_000_000_000_000_000), None, None).unwrap();
+        set_times(fd.as_fd(), None, Some(120_000_000_000_000_000), None).unwrap();
         let m = stat_fd(fd.as_fd()).unwrap();
         assert_eq!(m.attributes, attr::SYSTEM);
         assert_eq!(m.last_access_time, 120_000_000_000_000_000);
