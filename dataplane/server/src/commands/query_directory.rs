@@ -197,10 +197,7 @@ pub fn matches(pattern: &[char], name: &str) -> bool {
     reach[0] = true;
     for &p in pattern {
         let mut next = vec![false; name.len() + 1];
-        for j in 0..=name.len() {
-            if !reach[j] {
-                continue;
-            }
+        for (j, _) in reach.iter().enumerate().filter(|(_, &r)| r) {
             step(p, &name, j, &mut next);
         }
         if p == '*' || p == '<' {

@@ -97,7 +97,7 @@ fn set_file(ctx: &TreeCtx, open: &Open, s: &SetInfoRequest) -> Result<(), NtStat
 /// values are invalid.
 fn time_arg(t: i64) -> Result<Option<u64>, NtStatus> {
     match t {
-        0 | -1 | -2 => Ok(None),
+        -2..=0 => Ok(None),
         t if t < 0 => Err(NtStatus::INVALID_PARAMETER),
         t => Ok(Some(t as u64)),
     }
@@ -224,7 +224,8 @@ fn set_disposition_ex(ctx: &TreeCtx, open: &Open, flags: u32) -> Result<(), NtSt
 fn set_position(open: &Open, p: fi::PositionInformation) -> Result<(), NtStatus> {
     size_arg(p.current_byte_offset)?;
     let mut st = open.state.lock().unwrap_or_else(|e| e.into_inner());
-    if st.mode & mode::NO_INTERMEDIATE_BUFFERING != 0 && p.current_byte_offset % 512 != 0 {
+    if st.mode & mode::NO_INTERMEDIATE_BUFFERING != 0 && !p.current_byte_offset.is_multiple_of(512)
+    {
         return Err(NtStatus::INVALID_PARAMETER);
     }
     st.position = p.current_byte_offset;
