@@ -69,7 +69,8 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
 
     let opened = open_or_create(root.as_fd(), &path, &r, max_access, alloc_size, ctx)?;
     let opened = store_requested_eas(root.as_fd(), opened, &eas, ctx)?;
-    let meta = stat_fd(opened.fd.as_fd())?;
+    let mut meta = stat_fd(opened.fd.as_fd())?;
+    ctx.server.files.apply_change_time_of(&mut meta);
 
     let file_id = ctx.session.opens.allocate_id();
     let open = Arc::new(Open {

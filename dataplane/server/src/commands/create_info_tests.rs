@@ -101,3 +101,41 @@ fn synchronize_alone_opens_but_nothing_does_not() {
         NtStatus::ACCESS_DENIED
     );
 }
+
+#[test]
+fn create_and_close_report_a_change_time_a_client_set() {
+    use smb3d_protocol::info::file::{class, BasicInformation};
+    use smb3d_protocol::info::info_type;
+    use smb3d_protocol::messages::set_info::SetInfoRequest;
+    const SOME_TIME: u64 = 139_067_712_000_000_000;
+
+    let mut env = TestEnv::new();
+    let c = Create::new("f", disposition::CREATE);
+    let (first, _) = create_response(env.run(create::handle, CREATE, &c.body()).unwrap());
+    let mut basic = Vec::new();
+    BasicInformation {
+        change_time: SOME_TIME as i64,
+        ..Default::default()
+    }
+    .encode(&mut basic);
+    let mut body = Vec::new();
+    SetInfoRequest {
+        info_type: info_type::FILE,
+        file_info_class: class::BASIC,
+        additional_information: 0,
+        file_id: first.file_id,
+        buffer: &basic,
+    }
+    .encode(&mut body);
+    env.run(super::set_info::handle, 17, &body).unwrap();
+
+    let c = Create::new("f", disposition::OPEN);
+    let (second, _) = create_response(env.run(create::handle, CREATE, &c.body()).unwrap());
+    assert_eq!(second.change_time, SOME_TIME);
+    let reply = env
+        .run(super::close::handle, 6, &close_body(&second.file_id, 1))
+        .unwrap();
+    let closed = body_of(reply);
+    // CLOSE response (MS-SMB2 2.2.16): ChangeTime at byte 32.
+    assert_eq!(closed[32..40], SOME_TIME.to_le_bytes());
+}
