@@ -24,7 +24,7 @@ const START_ATTEMPTS: u32 = 5;
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Limit of one smbclient invocation; a hung server must fail the test, not stall it.
-const SMBCLIENT_TIMEOUT_S: u32 = 120;
+const SMBCLIENT_TIMEOUT_S: u32 = 60;
 
 /// The smb3d binary built by cargo for this test run.
 pub fn smb3d_binary() -> PathBuf {

@@ -65,3 +65,42 @@ pub fn handle(
     encode_response(req.ctl_code, &req.file_id, &output, &mut body);
     Ok(IoctlOutcome::Reply(body))
 }
+
+/// FSCTL_CREATE_OR_GET_OBJECT_ID (MS-FSCC 2.3.8).
+pub const FSCTL_CREATE_OR_GET_OBJECT_ID: u32 = 0x0009_00C0;
+
+/// IOCTLs on an open file (MS-SMB2 3.3.5.15 with a real FileId).
+pub fn handle_file(
+    req: &super::Request,
+    ctx: &mut super::TreeCtx,
+) -> Result<super::Reply, NtStatus> {
+    let ioctl = IoctlRequest::decode(req.msg)?;
+    if ioctl.flags & FLAG_IS_FSCTL == 0 {
+        return Err(NtStatus::NOT_SUPPORTED);
+    }
+    let file_id = crate::open::FileId::decode(&ioctl.file_id);
+    let output = match ioctl.ctl_code {
+        FSCTL_CREATE_OR_GET_OBJECT_ID => {
+            let open = ctx.open(file_id)?;
+            object_id_buffer(open.file.key.device, open.file.key.inode)
+        }
+        // MS-SMB2 3.3.5.15: FSCTLs the server does not implement.
+        _ => return Err(NtStatus::INVALID_DEVICE_REQUEST),
+    };
+    if output.len() > ioctl.max_output_response as usize {
+        return Err(NtStatus::BUFFER_TOO_SMALL);
+    }
+    let mut body = Vec::new();
+    encode_response(ioctl.ctl_code, &ioctl.file_id, &output, &mut body);
+    Ok(super::Reply::ok(body))
+}
+
+/// FILE_OBJECTID_BUFFER (MS-FSCC 2.1.3): a stable 16-byte id made from the file's device and
+/// inode numbers (the host has no object ids of its own), zero birth ids and domain id.
+fn object_id_buffer(device: u64, inode: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&inode.to_le_bytes());
+    out.extend_from_slice(&device.to_le_bytes());
+    out.resize(64, 0);
+    out
+}

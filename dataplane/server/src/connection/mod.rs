@@ -8,6 +8,7 @@
 //! header, credits granted, compound padding, signing, encryption (3.3.4.1).
 
 mod credits;
+mod file_io;
 mod frame;
 #[cfg(test)]
 mod tests;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use smb3d_protocol::header::{self, flags, Command, Header, HEADER_BYTES, TRANSFORM_PROTOCOL_ID};
 use smb3d_protocol::limits::MAX_COMPOUND_REQUESTS;
-use smb3d_protocol::messages::{echo, error};
+use smb3d_protocol::messages::{self, echo, error};
 use smb3d_protocol::transform::TransformHeader;
 use smb3d_protocol::NtStatus;
 use tracing::{debug, warn};
@@ -30,6 +31,8 @@ use crate::server::ServerState;
 use crate::session::Session;
 use crate::tree::Tree;
 use credits::CreditWindow;
+use file_io::Protection;
+pub use file_io::{FileIo, PendingRead, PendingWrite};
 use frame::FrameBuilder;
 
 /// Requests one connection may have waiting asynchronously (blocked locks).
@@ -65,16 +68,34 @@ pub struct Connection {
     pending_auth: HashMap<u64, PendingAuth>,
     waits: Vec<AsyncWait>,
     next_async_id: u64,
+    /// File I/O of the PDU being handled, for the reactor to run on its ring.
+    file_io: Vec<FileIo>,
+    /// Address of the PDU being handled, to express WRITE payload positions relative to it.
+    pdu_base: usize,
+    /// The session whose key encrypts the responses of the PDU being handled.
+    encrypt_with: Option<Arc<Session>>,
 }
 
 /// Per-PDU state carried from one compound element to the next (MS-SMB2 3.3.5.2.7.2).
-#[derive(Default)]
 struct CompoundState {
+    first: bool,
     session_id: u64,
     tree_id: u32,
     file_id: Option<FileId>,
     /// A related request after a failed one fails the same way.
     failed: Option<NtStatus>,
+}
+
+impl Default for CompoundState {
+    fn default() -> Self {
+        CompoundState {
+            first: true,
+            session_id: 0,
+            tree_id: 0,
+            file_id: None,
+            failed: None,
+        }
+    }
 }
 
 impl Connection {
@@ -89,6 +110,9 @@ impl Connection {
             pending_auth: HashMap::new(),
             waits: Vec::new(),
             next_async_id: 1,
+            file_io: Vec::new(),
+            pdu_base: 0,
+            encrypt_with: None,
         }
     }
 
@@ -100,6 +124,7 @@ impl Connection {
         env: &mut dyn Environment,
         out: &mut Vec<Vec<u8>>,
     ) -> Result<(), Disconnect> {
+        self.pdu_base = pdu.as_ptr() as usize;
         if header::is_smb1_negotiate(pdu) {
             return self.smb1_negotiate(pdu, env, out);
         }
@@ -170,6 +195,7 @@ impl Connection {
             .map(|c| c.session.clone())
             .filter(|s| s.security.get().is_some_and(|sec| sec.encryptor.is_some()));
         let mut fb = FrameBuilder::new(encrypt_with.is_some());
+        self.encrypt_with = encrypt_with.clone();
         let mut compound = CompoundState::default();
         let mut offset = 0;
         let pdu: &[u8] = pdu;
@@ -257,6 +283,20 @@ impl Connection {
             ..Default::default()
         };
 
+        // MS-SMB2 3.3.5.2.5: with multi-credit requests, the charge must cover the payload.
+        if dialect.is_some_and(|d| d >= smb3d_protocol::dialect::Dialect::Smb210) {
+            if let Some(payload) = command.and_then(|c| messages::charged_payload_bytes(c, msg)) {
+                if hdr.credit_charge.max(1) < messages::credits_needed(payload) {
+                    debug!(
+                        payload,
+                        charge = hdr.credit_charge,
+                        "credit charge too small"
+                    );
+                    return self.error(fb, rsp, NtStatus::INVALID_PARAMETER, None);
+                }
+            }
+        }
+
         // MS-SMB2 3.3.5.2: before NEGOTIATE only NEGOTIATE; NEGOTIATE only once.
         match (command, dialect) {
             (Some(Command::Negotiate), Some(_)) => {
@@ -271,13 +311,24 @@ impl Connection {
             return self.error(fb, rsp, NtStatus::INVALID_PARAMETER, None);
         };
 
+        // MS-SMB2 3.3.5.2.7.2: a related request takes the session, tree and file of the one
+        // before it; the first request of a chain cannot be related, and a related request
+        // after a failed CREATE (or an invalid start) fails the same way.
         if hdr.is_related() {
+            if compound.first {
+                compound.failed = Some(NtStatus::INVALID_PARAMETER);
+            }
             rsp.session_id = compound.session_id;
             rsp.tree_id = compound.tree_id;
             if let Some(status) = compound.failed {
+                compound.first = false;
                 return self.error(fb, rsp, status, None);
             }
+        } else {
+            compound.file_id = None;
+            compound.failed = None;
         }
+        compound.first = false;
         compound.session_id = rsp.session_id;
         compound.tree_id = rsp.tree_id;
 
@@ -292,7 +343,7 @@ impl Connection {
 
         // MS-SMB2 3.3.5.2.9: the session must exist on this connection.
         let Some(channel) = self.channels.get(&rsp.session_id) else {
-            compound.failed = Some(NtStatus::USER_SESSION_DELETED);
+            compound.failed = Some(NtStatus::INVALID_PARAMETER);
             return self.error(fb, rsp, NtStatus::USER_SESSION_DELETED, None);
         };
         let session = channel.session.clone();
@@ -448,8 +499,7 @@ impl Connection {
             Command::QueryDirectory => commands::query_directory::handle(&req, &mut ctx),
             Command::QueryInfo => commands::query_info::handle(&req, &mut ctx),
             Command::SetInfo => commands::set_info::handle(&req, &mut ctx),
-            // Tree-level IOCTLs (FSCTLs on files) are not implemented yet.
-            Command::Ioctl => Err(NtStatus::INVALID_DEVICE_REQUEST),
+            Command::Ioctl => commands::ioctl::handle_file(&req, &mut ctx),
             // Change notification and oplock breaks arrive with later issues.
             Command::ChangeNotify | Command::OplockBreak => Err(NtStatus::NOT_IMPLEMENTED),
             _ => Err(NtStatus::INVALID_PARAMETER),
@@ -477,7 +527,56 @@ impl Connection {
                 offset,
                 length,
                 min_count,
+            } if single => {
+                // Laid out now, read by the reactor's ring into the data slot.
+                let protection = Protection {
+                    sign_with,
+                    encrypt_with: self.encrypt_with.clone(),
+                };
+                let mut frame = FrameBuilder::new(protection.encrypt_with.is_some());
+                let start = frame.begin(&rsp);
+                let head_at = frame.buf().len();
+                frame.buf().resize(head_at + 16 + length as usize, 0);
+                let data_at = head_at + 16;
+                self.file_io.push(FileIo::Read(PendingRead {
+                    open,
+                    offset,
+                    length,
+                    min_count,
+                    frame,
+                    start,
+                    head_at,
+                    data_at,
+                    rsp,
+                    protection,
+                }));
+                Ok(())
+            }
+            Reply::ReadFile {
+                open,
+                offset,
+                length,
+                min_count,
             } => self.read_into_frame(fb, rsp, &open, offset, length, min_count, sign_with),
+            Reply::WriteFile { open, offset, data }
+                if single && msg.get(data.clone()).is_some() =>
+            {
+                // Written by the reactor's ring straight from the receive buffer.
+                let msg_at = msg.as_ptr() as usize - self.pdu_base;
+                let data = msg_at + data.start..msg_at + data.end;
+                let protection = Protection {
+                    sign_with,
+                    encrypt_with: self.encrypt_with.clone(),
+                };
+                self.file_io.push(FileIo::Write(PendingWrite {
+                    open,
+                    offset,
+                    data,
+                    rsp,
+                    protection,
+                }));
+                Ok(())
+            }
             Reply::WriteFile { open, offset, data } => {
                 let Some(bytes) = msg.get(data) else {
                     return self.error(fb, rsp, NtStatus::INVALID_PARAMETER, sign_with);
@@ -691,6 +790,11 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// File I/O queued by the last `handle_pdu`; WRITE payload ranges are relative to that PDU.
+    pub fn take_file_io(&mut self) -> std::vec::Drain<'_, FileIo> {
+        self.file_io.drain(..)
     }
 
     pub fn has_waits(&self) -> bool {

@@ -14,7 +14,7 @@ use smb3d_protocol::limits::MAX_PDU_BYTES;
 use tracing::{debug, info, warn};
 
 use super::ReactorSpec;
-use crate::connection::{Connection, Environment};
+use crate::connection::{Connection, Environment, FileIo};
 use crate::server::ServerState;
 
 const RING_ENTRIES: u32 = 1024;
@@ -33,6 +33,7 @@ enum Op {
     Recv = 2,
     Send = 3,
     Tick = 4,
+    File = 5,
 }
 
 /// user_data layout: op (8 bits) | slot or listener index (24 bits) | generation (32 bits).
@@ -59,6 +60,19 @@ struct Conn {
     closing: bool,
 }
 
+/// File I/O in flight on the ring, owned here until its completion: the READ's response frame, or
+/// the receive buffer a WRITE's payload sits in.
+struct FileIoSlot {
+    conn_slot: usize,
+    conn_gen: u32,
+    io: FileIo,
+    /// For a WRITE: the buffer holding the PDU and where the PDU starts in it.
+    pdu_buffer: Option<(Vec<u8>, usize)>,
+}
+
+/// File I/O produced by handling received PDUs, waiting to be submitted.
+type NewFileIo = (FileIo, Option<(Vec<u8>, usize)>);
+
 struct ReactorEnv;
 
 impl Environment for ReactorEnv {
@@ -84,9 +98,12 @@ pub fn run(
     // cancelled every operation before the buffers those operations point at are freed.
     let listeners: Vec<(SocketAddr, OwnedFd)> = spec.listeners;
     let mut conns: Vec<Option<Conn>> = Vec::new();
+    let mut file_ios: Vec<Option<FileIoSlot>> = Vec::new();
     let tick = types::Timespec::new().nsec(TICK_NS);
     let mut ring: IoUring = IoUring::builder().build(RING_ENTRIES)?;
     let mut free: Vec<usize> = Vec::new();
+    let mut free_ios: Vec<usize> = Vec::new();
+    let mut new_ios: Vec<NewFileIo> = Vec::new();
     let mut next_gen: u32 = 1;
     let mut env = ReactorEnv;
 
@@ -193,12 +210,21 @@ pub fn run(
                         c.closing = true;
                     } else {
                         c.rlen += res as usize;
-                        on_received(c, &mut env);
+                        on_received(c, &mut env, &mut new_ios);
                         if !c.closing && c.sendq.len() < MAX_QUEUED_FRAMES {
                             arm_recv(&mut ring, c, slot)?;
                         }
                     }
                     arm_send(&mut ring, c, slot)?;
+                    for (io, pdu_buffer) in new_ios.drain(..) {
+                        let entry = FileIoSlot {
+                            conn_slot: slot,
+                            conn_gen: gen,
+                            io,
+                            pdu_buffer,
+                        };
+                        submit_file_io(&mut ring, &mut file_ios, &mut free_ios, entry)?;
+                    }
                 }
                 x if x == Op::Send as u8 => {
                     let Some(c) = conns
@@ -222,6 +248,34 @@ pub fn run(
                         }
                     }
                     arm_send(&mut ring, c, slot)?;
+                }
+                x if x == Op::File as u8 => {
+                    let Some(done) = file_ios.get_mut(slot).and_then(|e| e.take()) else {
+                        continue;
+                    };
+                    free_ios.push(slot);
+                    let result = if res >= 0 {
+                        Ok(res as usize)
+                    } else {
+                        Err(smb3d_protocol::NtStatus::from_errno(-res))
+                    };
+                    let frame = match done.io {
+                        FileIo::Read(r) => r.complete(result),
+                        FileIo::Write(w) => w.complete(result),
+                    };
+                    drop(done.pdu_buffer);
+                    let Some(c) = conns
+                        .get_mut(done.conn_slot)
+                        .and_then(|c| c.as_mut())
+                        .filter(|c| c.gen == done.conn_gen)
+                    else {
+                        continue;
+                    };
+                    if !c.closing {
+                        c.sendq.push_back(frame);
+                        arm_send(&mut ring, c, done.conn_slot)?;
+                    }
+                    continue;
                 }
                 x if x == Op::Tick as u8 => {
                     for (idx, c) in conns.iter_mut().enumerate() {
@@ -272,8 +326,44 @@ pub fn run(
     }
 }
 
+/// Queue one file I/O on the ring; its slot owns every buffer the kernel will touch.
+fn submit_file_io(
+    ring: &mut IoUring,
+    file_ios: &mut Vec<Option<FileIoSlot>>,
+    free_ios: &mut Vec<usize>,
+    entry: FileIoSlot,
+) -> std::io::Result<()> {
+    let idx = match free_ios.pop() {
+        Some(i) => i,
+        None => {
+            file_ios.push(None);
+            file_ios.len() - 1
+        }
+    };
+    let slot = file_ios[idx].insert(entry);
+    let ud = user_data(Op::File, idx, 0);
+    let sqe = match (&mut slot.io, &slot.pdu_buffer) {
+        (FileIo::Read(r), _) => {
+            let (fd, offset) = (r.fd(), r.offset());
+            let data = r.data_slot();
+            opcode::Read::new(types::Fd(fd), data.as_mut_ptr(), data.len() as u32)
+                .offset(offset)
+                .build()
+        }
+        (FileIo::Write(w), Some((buf, pdu_start))) => {
+            let range = w.data_range();
+            let data = &buf[pdu_start + range.start..pdu_start + range.end];
+            opcode::Write::new(types::Fd(w.fd()), data.as_ptr(), data.len() as u32)
+                .offset(w.offset())
+                .build()
+        }
+        (FileIo::Write(_), None) => unreachable!("a WRITE always travels with its PDU buffer"),
+    };
+    push(ring, sqe.user_data(ud))
+}
+
 /// Consume every complete PDU in the receive buffer.
-fn on_received(c: &mut Conn, env: &mut ReactorEnv) {
+fn on_received(c: &mut Conn, env: &mut ReactorEnv, new_ios: &mut Vec<NewFileIo>) {
     let mut pos = 0;
     while !c.closing {
         let avail = &c.rbuf[pos..c.rlen];
@@ -298,6 +388,21 @@ fn on_received(c: &mut Conn, env: &mut ReactorEnv) {
                     c.closing = true;
                 }
                 pos = start + len;
+                for io in c.conn.take_file_io() {
+                    match io {
+                        FileIo::Read(_) => new_ios.push((io, None)),
+                        FileIo::Write(_) => {
+                            // The payload is written from this buffer: hand it to the I/O and
+                            // carry on with a new one holding whatever follows this PDU.
+                            let mut rest = vec![0u8; (c.rlen - pos).max(RECV_CHUNK_BYTES)];
+                            rest[..c.rlen - pos].copy_from_slice(&c.rbuf[pos..c.rlen]);
+                            let pdu_buffer = std::mem::replace(&mut c.rbuf, rest);
+                            c.rlen -= pos;
+                            pos = 0;
+                            new_ios.push((io, Some((pdu_buffer, start))));
+                        }
+                    }
+                }
             }
         }
     }

@@ -1,0 +1,131 @@
+//! File I/O the reactor carries out on its io_uring for a single (non-compound) READ or WRITE,
+//! and the response each one turns into when it completes.
+//!
+//! A READ's frame is laid out before the I/O — transport header, TRANSFORM header space, SMB2
+//! header, READ response head — and the file data is read straight into the slot after it. A
+//! WRITE's payload is written from the receive buffer it arrived (and was decrypted) in.
+
+use std::ops::Range;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+
+use smb3d_protocol::crypto::Signer;
+use smb3d_protocol::header::Header;
+use smb3d_protocol::messages::{error, read, write};
+use smb3d_protocol::NtStatus;
+
+use super::frame::FrameBuilder;
+use crate::open::Open;
+use crate::session::Session;
+
+/// Signing and encryption to apply to the response.
+pub(super) struct Protection {
+    pub sign_with: Option<Arc<Signer>>,
+    pub encrypt_with: Option<Arc<Session>>,
+}
+
+pub struct PendingRead {
+    pub(super) open: Arc<Open>,
+    pub(super) offset: u64,
+    pub(super) length: u32,
+    pub(super) min_count: u32,
+    pub(super) frame: FrameBuilder,
+    pub(super) start: usize,
+    pub(super) head_at: usize,
+    pub(super) data_at: usize,
+    pub(super) rsp: Header,
+    pub(super) protection: Protection,
+}
+
+impl PendingRead {
+    pub fn fd(&self) -> RawFd {
+        self.open.fd.as_raw_fd()
+    }
+
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The slot the file data is read into.
+    pub fn data_slot(&mut self) -> &mut [u8] {
+        let end = self.data_at + self.length as usize;
+        &mut self.frame.buf()[self.data_at..end]
+    }
+
+    /// The finished response frame for `result` (bytes read, or the error).
+    pub fn complete(mut self, result: Result<usize, NtStatus>) -> Vec<u8> {
+        let status = match result {
+            Ok(n) => {
+                read::status_after_read(self.length, self.min_count, n.min(self.length as usize))
+            }
+            Err(s) => s,
+        };
+        let Ok(n) = result else {
+            return error_frame(self.rsp, status, self.protection);
+        };
+        if status != NtStatus::SUCCESS {
+            return error_frame(self.rsp, status, self.protection);
+        }
+        let n = n.min(self.length as usize);
+        self.frame.buf().truncate(self.data_at + n);
+        let head = read::encode_response_head(n as u32);
+        self.frame.buf()[self.head_at..self.head_at + 16].copy_from_slice(&head);
+        self.frame.end(self.start, self.protection.sign_with);
+        self.frame.finish(self.protection.encrypt_with.as_deref())
+    }
+}
+
+pub struct PendingWrite {
+    pub(super) open: Arc<Open>,
+    pub(super) offset: u64,
+    /// The payload's place in the PDU handed to `Connection::handle_pdu`.
+    pub(super) data: Range<usize>,
+    pub(super) rsp: Header,
+    pub(super) protection: Protection,
+}
+
+impl PendingWrite {
+    pub fn fd(&self) -> RawFd {
+        self.open.fd.as_raw_fd()
+    }
+
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Where the payload is, relative to the start of the PDU.
+    pub fn data_range(&self) -> Range<usize> {
+        self.data.clone()
+    }
+
+    pub fn complete(self, result: Result<usize, NtStatus>) -> Vec<u8> {
+        match result {
+            Ok(n) => {
+                let mut rsp = self.rsp;
+                rsp.status = 0;
+                let mut fb = FrameBuilder::new(self.protection.encrypt_with.is_some());
+                let start = fb.begin(&rsp);
+                fb.buf()
+                    .extend_from_slice(&write::encode_response(n as u32));
+                fb.end(start, self.protection.sign_with);
+                fb.finish(self.protection.encrypt_with.as_deref())
+            }
+            Err(s) => error_frame(self.rsp, s, self.protection),
+        }
+    }
+}
+
+/// File I/O for the reactor to submit.
+pub enum FileIo {
+    Read(PendingRead),
+    Write(PendingWrite),
+}
+
+fn error_frame(mut rsp: Header, status: NtStatus, protection: Protection) -> Vec<u8> {
+    rsp.status = status.0;
+    let mut fb = FrameBuilder::new(protection.encrypt_with.is_some());
+    let start = fb.begin(&rsp);
+    error::encode(fb.buf());
+    fb.end(start, protection.sign_with);
+    fb.finish(protection.encrypt_with.as_deref())
+}
