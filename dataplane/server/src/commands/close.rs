@@ -18,7 +18,8 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
     let r = CloseRequest::decode(req.msg)?;
     let open = ctx.open(FileId::decode(&r.file_id))?;
     let attrs = if r.flags & FLAG_POSTQUERY_ATTRIB != 0 {
-        let m = stat_fd(open.fd.as_fd())?;
+        let mut m = stat_fd(open.fd.as_fd())?;
+        ctx.server.files.apply_change_time(&open, &mut m);
         Some(CloseAttributes {
             creation_time: m.creation_time,
             last_access_time: m.last_access_time,

@@ -3,6 +3,8 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
+use smb3d_protocol::info::ea::{self as ea_info, FullEa};
+use smb3d_protocol::messages::create::CreateContext;
 use smb3d_protocol::messages::create::{
     action, context_name, disposition, find_context, mxac_response, options, parse_contexts,
     qfid_response, CreateRequest, CreateResponse, MAX_IMPERSONATION_LEVEL,
@@ -11,6 +13,7 @@ use smb3d_protocol::NtStatus;
 
 use super::{Reply, Request, TreeCtx};
 use crate::open::{Open, OpenState};
+use crate::storage::ea;
 use crate::storage::file_table::{access, FileKey, Registration};
 use crate::storage::metadata::{self, attr, stat_fd, FileMetadata};
 use crate::storage::path::{self, SharePath};
@@ -62,8 +65,12 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
         .and_then(|c| c.data.get(..8))
         .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
 
+    let eas = requested_eas(&contexts)?;
+
     let opened = open_or_create(root.as_fd(), &path, &r, max_access, alloc_size, ctx)?;
-    let meta = stat_fd(opened.fd.as_fd())?;
+    let opened = store_requested_eas(root.as_fd(), opened, &eas, ctx)?;
+    let mut meta = stat_fd(opened.fd.as_fd())?;
+    ctx.server.files.apply_change_time_of(&mut meta);
 
     let file_id = ctx.session.opens.allocate_id();
     let open = Arc::new(Open {
@@ -99,6 +106,40 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
     let mut body = Vec::with_capacity(160);
     response_for(&meta, opened.action, file_id.encode()).encode(&out_contexts, &mut body);
     Ok(Reply::ok(body))
+}
+
+/// ExtA (MS-SMB2 2.2.13.2.1): the FILE_FULL_EA_INFORMATION list to give the file, checked
+/// before anything changes on disk.
+fn requested_eas(contexts: &[CreateContext]) -> Result<Vec<FullEa>, NtStatus> {
+    let Some(c) = find_context(contexts, context_name::EXTA) else {
+        return Ok(Vec::new());
+    };
+    let eas = ea_info::decode_list(c.data)?;
+    ea::check_list(&eas)?;
+    Ok(eas)
+}
+
+/// MS-FSA 2.1.5.1.1/2.1.5.1.2.1: a file this CREATE made, overwrote or superseded gets the
+/// requested EAs; an opened existing file keeps its own. When storing fails the CREATE fails:
+/// the open is withdrawn and a file it created is removed again.
+fn store_requested_eas(
+    root: std::os::fd::BorrowedFd,
+    opened: Opened,
+    eas: &[FullEa],
+    ctx: &TreeCtx,
+) -> Result<Opened, NtStatus> {
+    if eas.is_empty() || opened.action == action::OPENED {
+        return Ok(opened);
+    }
+    let Err(e) = ea::apply(opened.fd.as_fd(), eas) else {
+        return Ok(opened);
+    };
+    if opened.action == action::CREATED {
+        let is_directory = stat_fd(opened.fd.as_fd()).is_ok_and(|m| m.is_directory);
+        remove_new(root, &opened.path, is_directory);
+    }
+    ctx.server.files.cancel(opened.registration);
+    Err(e)
 }
 
 fn response_for(meta: &FileMetadata, create_action: u32, file_id: [u8; 16]) -> CreateResponse {
@@ -153,8 +194,10 @@ fn validate(r: &CreateRequest) -> Result<(), NtStatus> {
     if r.desired_access & access::ACCESS_SYSTEM_SECURITY != 0 {
         return Err(NtStatus::PRIVILEGE_NOT_HELD);
     }
-    // An open that asks for nothing (SYNCHRONIZE alone included) is refused by Windows.
-    if r.desired_access & !access::SYNCHRONIZE == 0 {
+    // An open that asks for nothing is refused by Windows (smbtorture smb2.create.gentest).
+    // SYNCHRONIZE alone is a valid request: MS-SMB2 3.3.5.9 reserves only 0x0CE0FE00, and
+    // Windows and Samba grant it (smbtorture smb2.getinfo.getinfo_access).
+    if r.desired_access == 0 {
         return Err(NtStatus::ACCESS_DENIED);
     }
     Ok(())

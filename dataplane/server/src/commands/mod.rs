@@ -21,6 +21,8 @@ pub mod tree_connect;
 pub mod write;
 
 #[cfg(test)]
+mod create_info_tests;
+#[cfg(test)]
 mod file_command_tests;
 #[cfg(test)]
 pub(crate) mod info_test_support;

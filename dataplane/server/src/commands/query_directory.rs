@@ -197,10 +197,7 @@ pub fn matches(pattern: &[char], name: &str) -> bool {
     reach[0] = true;
     for &p in pattern {
         let mut next = vec![false; name.len() + 1];
-        for j in 0..=name.len() {
-            if !reach[j] {
-                continue;
-            }
+        for (j, _) in reach.iter().enumerate().filter(|(_, &r)| r) {
             step(p, &name, j, &mut next);
         }
         if p == '*' || p == '<' {
@@ -312,7 +309,7 @@ fn list_names(dir_fd: BorrowedFd) -> Result<Vec<String>, NtStatus> {
 /// is not a valid SMB name.
 fn build_entry(ctx: &TreeCtx, open: &Open, name: &str, class: u8) -> Option<DirEntry> {
     let needs_ea = !matches!(class, dir::class::DIRECTORY | dir::class::NAMES);
-    let (meta, ea_size) = match name {
+    let (mut meta, ea_size) = match name {
         "." => meta_of(open.fd.as_fd(), needs_ea)?,
         ".." => {
             let root = ctx.tree.share.root.as_ref()?;
@@ -331,6 +328,7 @@ fn build_entry(ctx: &TreeCtx, open: &Open, name: &str, class: u8) -> Option<DirE
             meta_of(fd.as_fd(), needs_ea)?
         }
     };
+    ctx.server.files.apply_change_time_of(&mut meta);
     Some(entry_from(name, &meta, ea_size))
 }
 

@@ -139,7 +139,8 @@ fn position_of(open: &Open) -> u64 {
 
 fn encode_file_class(ctx: &TreeCtx, open: &Open, c: u8) -> Result<Vec<u8>, NtStatus> {
     let fd = open.fd.as_fd();
-    let m = stat_fd(fd)?;
+    let mut m = stat_fd(fd)?;
+    ctx.server.files.apply_change_time(open, &mut m);
     let mut out = Vec::with_capacity(128);
     let basic = fi::BasicInformation::from_times(&times_of(&m), m.attributes);
     match c {

@@ -61,9 +61,15 @@ fn set_file(ctx: &TreeCtx, open: &Open, s: &SetInfoRequest) -> Result<(), NtStat
     check_access(ctx, open, c)?;
     let b = s.buffer;
     match c {
-        class::BASIC => set_basic(open, &fi::BasicInformation::decode(b)?),
-        class::END_OF_FILE => set_end_of_file(open, fi::EndOfFileInformation::decode(b)?),
-        class::ALLOCATION => set_allocation(open, fi::AllocationInformation::decode(b)?),
+        class::BASIC => set_basic(ctx, open, &fi::BasicInformation::decode(b)?),
+        class::END_OF_FILE => {
+            let r = set_end_of_file(open, fi::EndOfFileInformation::decode(b)?);
+            note_change(ctx, open, r)
+        }
+        class::ALLOCATION => {
+            let r = set_allocation(open, fi::AllocationInformation::decode(b)?);
+            note_change(ctx, open, r)
+        }
         class::DISPOSITION => {
             let d = fi::DispositionInformation::decode(b)?;
             ctx.server.files.set_delete_pending(open, d.delete_pending)
@@ -71,12 +77,15 @@ fn set_file(ctx: &TreeCtx, open: &Open, s: &SetInfoRequest) -> Result<(), NtStat
         class::DISPOSITION_EX => {
             set_disposition_ex(ctx, open, fi::DispositionInformationEx::decode(b)?.flags)
         }
-        class::RENAME => rename(ctx, open, &fi::RenameInformation::decode(b)?),
+        class::RENAME => {
+            let r = rename(ctx, open, &fi::RenameInformation::decode(b)?);
+            note_change(ctx, open, r)
+        }
         class::POSITION => set_position(open, fi::PositionInformation::decode(b)?),
         class::MODE => set_mode(open, fi::ModeInformation::decode(b)?.mode),
         class::FULL_EA => {
             let eas = ea_info::decode_list(b)?;
-            ea::apply(open.fd.as_fd(), &eas)
+            note_change(ctx, open, ea::apply(open.fd.as_fd(), &eas))
         }
         class::LINK => Err(NtStatus::NOT_SUPPORTED),
         _ => Err(NtStatus::INVALID_INFO_CLASS),
@@ -88,14 +97,25 @@ fn set_file(ctx: &TreeCtx, open: &Open, s: &SetInfoRequest) -> Result<(), NtStat
 /// values are invalid.
 fn time_arg(t: i64) -> Result<Option<u64>, NtStatus> {
     match t {
-        0 | -1 | -2 => Ok(None),
+        -2..=0 => Ok(None),
         t if t < 0 => Err(NtStatus::INVALID_PARAMETER),
         t => Ok(Some(t as u64)),
     }
 }
 
-/// MS-FSA 2.1.5.14.2 FileBasicInformation.
-fn set_basic(open: &Open, b: &fi::BasicInformation) -> Result<(), NtStatus> {
+/// After `result`, a successful change of the file through `open`: a change time a client set
+/// stays when it was set through this open and is superseded otherwise (the file's real ctime
+/// moved with this change).
+fn note_change(ctx: &TreeCtx, open: &Open, result: Result<(), NtStatus>) -> Result<(), NtStatus> {
+    result?;
+    let m = stat_fd(open.fd.as_fd())?;
+    ctx.server.files.note_change(open, m.change_time);
+    Ok(())
+}
+
+/// MS-FSA 2.1.5.14.2 FileBasicInformation. A ChangeTime cannot be set on Linux; it is kept in
+/// the file table and reported until the file changes (`FileTable::set_change_time`).
+fn set_basic(ctx: &TreeCtx, open: &Open, b: &fi::BasicInformation) -> Result<(), NtStatus> {
     let creation = time_arg(b.creation_time)?;
     let access_time = time_arg(b.last_access_time)?;
     let write = time_arg(b.last_write_time)?;
@@ -111,11 +131,20 @@ fn set_basic(open: &Open, b: &fi::BasicInformation) -> Result<(), NtStatus> {
         }
     }
     let fd = open.fd.as_fd();
+    let times = creation.is_some() || access_time.is_some() || write.is_some();
+    if attrs == 0 && !times && change.is_none() {
+        return Ok(());
+    }
     if attrs != 0 {
         metadata::set_attributes(fd, attrs & !(attr::DIRECTORY | attr::NORMAL))?;
     }
-    if creation.is_some() || access_time.is_some() || write.is_some() || change.is_some() {
-        metadata::set_times(fd, creation, access_time, write, change)?;
+    if times {
+        metadata::set_times(fd, creation, access_time, write)?;
+    }
+    let real_ctime = stat_fd(fd)?.change_time;
+    match change {
+        Some(t) => ctx.server.files.set_change_time(open, t, real_ctime),
+        None => ctx.server.files.note_change(open, real_ctime),
     }
     Ok(())
 }
@@ -195,7 +224,8 @@ fn set_disposition_ex(ctx: &TreeCtx, open: &Open, flags: u32) -> Result<(), NtSt
 fn set_position(open: &Open, p: fi::PositionInformation) -> Result<(), NtStatus> {
     size_arg(p.current_byte_offset)?;
     let mut st = open.state.lock().unwrap_or_else(|e| e.into_inner());
-    if st.mode & mode::NO_INTERMEDIATE_BUFFERING != 0 && p.current_byte_offset % 512 != 0 {
+    if st.mode & mode::NO_INTERMEDIATE_BUFFERING != 0 && !p.current_byte_offset.is_multiple_of(512)
+    {
         return Err(NtStatus::INVALID_PARAMETER);
     }
     st.position = p.current_byte_offset;

@@ -34,7 +34,7 @@ pub fn validate_name(name: &[u8]) -> Result<(), NtStatus> {
     }
     if name
         .iter()
-        .any(|&c| c < 0x20 || c >= 0x7f || BAD.contains(&c))
+        .any(|&c| !(0x20..0x7f).contains(&c) || BAD.contains(&c))
     {
         return Err(INVALID_EA_NAME);
     }
@@ -116,7 +116,7 @@ pub fn get(fd: BorrowedFd, ea_name: &[u8]) -> Result<Option<FullEa>, NtStatus> {
     let x = xattr_name(ea_name)?;
     Ok(value(fd, &x[PREFIX.len()..])?.map(|v| FullEa {
         flags: 0,
-        name: x[PREFIX.len()..].as_bytes().to_vec(),
+        name: x.as_bytes()[PREFIX.len()..].to_vec(),
         value: v,
     }))
 }
@@ -129,15 +129,22 @@ pub fn size(fd: BorrowedFd) -> u32 {
         .unwrap_or(0)
 }
 
-/// Apply a FILE_FULL_EA_INFORMATION list (MS-FSA 2.1.5.14.4): a value sets the EA, an empty
-/// value deletes it (deleting a missing EA is not an error).
-pub fn apply(fd: BorrowedFd, eas: &[FullEa]) -> Result<(), NtStatus> {
+/// Whether [`apply`] would accept every entry of `eas` (names and value sizes), so callers can
+/// refuse a list before anything changes on disk.
+pub fn check_list(eas: &[FullEa]) -> Result<(), NtStatus> {
     for e in eas {
         xattr_name(&e.name)?;
         if e.value.len() > MAX_VALUE_BYTES {
             return Err(NtStatus::EA_TOO_LARGE);
         }
     }
+    Ok(())
+}
+
+/// Apply a FILE_FULL_EA_INFORMATION list (MS-FSA 2.1.5.14.4): a value sets the EA, an empty
+/// value deletes it (deleting a missing EA is not an error).
+pub fn apply(fd: BorrowedFd, eas: &[FullEa]) -> Result<(), NtStatus> {
+    check_list(eas)?;
     for e in eas {
         let x = xattr_name(&e.name)?;
         if e.value.is_empty() {

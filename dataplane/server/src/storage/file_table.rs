@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use smb3d_protocol::NtStatus;
 
-use super::metadata::{attr, stat_fd};
+use super::metadata::{attr, stat_fd, FileMetadata};
 use super::sys;
 use crate::open::Open;
 
@@ -88,11 +88,41 @@ struct OpenRecord {
     share_access: u32,
 }
 
+/// A change time a client set (MS-FSA 2.1.5.14.2 FileBasicInformation.ChangeTime). Linux
+/// cannot set a ctime, so the value is kept here, with the file, and reported instead of the
+/// real ctime until the file changes by other means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SetChangeTime {
+    /// The FILETIME the client set.
+    value: u64,
+    /// The real ctime (FILETIME) when the value was set or last carried over; a different
+    /// real ctime means the file has changed since.
+    stamp: u64,
+    /// The open that set it: its own later SET_INFO changes keep the value, as Windows keeps
+    /// it for that open (MS-FSA Open.UserSetChangeTime).
+    open_key: u64,
+}
+
 #[derive(Debug, Default)]
 struct FileState {
     opens: Vec<OpenRecord>,
     delete_pending: bool,
     locks: Vec<ByteRangeLock>,
+    set_change_time: Option<SetChangeTime>,
+}
+
+impl FileState {
+    /// The change time to report for a file whose real ctime is `real_ctime`.
+    fn change_time(&mut self, real_ctime: u64) -> u64 {
+        match self.set_change_time {
+            Some(s) if s.stamp == real_ctime => s.value,
+            Some(_) => {
+                self.set_change_time = None; // changed since: the real time is right again
+                real_ctime
+            }
+            None => real_ctime,
+        }
+    }
 }
 
 /// Per-file shared state. Held by every [`Open`] of the file.
@@ -416,6 +446,46 @@ impl FileTable {
     /// The locks on `open`'s file (for tests and diagnostics).
     pub fn locks(&self, open: &Open) -> Vec<ByteRangeLock> {
         open.file.state().locks.clone()
+    }
+
+    /// FileBasicInformation set ChangeTime `value` through `open`; `real_ctime` is the file's
+    /// ctime (FILETIME) after every change of that request was made. Kept while the file has
+    /// opens.
+    pub fn set_change_time(&self, open: &Open, value: u64, real_ctime: u64) {
+        open.file.state().set_change_time = Some(SetChangeTime {
+            value,
+            stamp: real_ctime,
+            open_key: open.open_key,
+        });
+    }
+
+    /// `open` changed the file by SET_INFO, leaving its ctime at `real_ctime`: a change time
+    /// set through this same open stays; one set through another open is superseded.
+    pub fn note_change(&self, open: &Open, real_ctime: u64) {
+        let mut st = open.file.state();
+        match &mut st.set_change_time {
+            Some(s) if s.open_key == open.open_key => s.stamp = real_ctime,
+            Some(_) => st.set_change_time = None,
+            None => {}
+        }
+    }
+
+    /// Report a client-set change time in `meta` (metadata of `open`'s file just read).
+    pub fn apply_change_time(&self, open: &Open, meta: &mut FileMetadata) {
+        meta.change_time = open.file.state().change_time(meta.change_time);
+    }
+
+    /// As [`apply_change_time`](Self::apply_change_time) for metadata read by name (directory
+    /// listings): files without opens have nothing to apply.
+    pub fn apply_change_time_of(&self, meta: &mut FileMetadata) {
+        let key = FileKey {
+            device: meta.device,
+            inode: meta.file_index,
+        };
+        let Some(file) = self.shard(&key).get(&key).cloned() else {
+            return;
+        };
+        meta.change_time = file.state().change_time(meta.change_time);
     }
 }
 

@@ -152,7 +152,25 @@ pub fn stat_fd(fd: BorrowedFd) -> Result<FileMetadata, NtStatus> {
     } else {
         None
     };
-    Ok(build_metadata(&st, stored))
+    let mut meta = build_metadata(&st, stored);
+    if st.is_reg() {
+        meta.allocation_size = data_allocation(fd, &st);
+    }
+    Ok(meta)
+}
+
+/// AllocationSize of a regular file. `st_blocks` also counts a block of extended attributes
+/// (ext4 moves EAs that do not fit in the inode there), which a client would read as data
+/// allocation; when it says more than the data can occupy, the data extents are counted
+/// instead (preallocation past the end of file is data too).
+fn data_allocation(fd: BorrowedFd, st: &sys::Statx) -> u64 {
+    let counted = st.blocks.saturating_mul(512);
+    let block = u64::from(st.blksize.max(512));
+    let data_at_most = st.size.div_ceil(block).saturating_mul(block);
+    if counted <= data_at_most {
+        return counted;
+    }
+    sys::data_extent_bytes(fd).unwrap_or(counted)
 }
 
 /// Metadata of `name` in directory `dir`, without following a final symlink.
@@ -264,16 +282,14 @@ fn timespec_of(ft: Option<u64>) -> TimeSpec {
 }
 
 /// Set times (FILETIMEs; `None` leaves one unchanged). Access and write times go to the inode;
-/// the creation time is stored in `user.DOSATTRIB`; the change time cannot be set on Linux and
-/// is ignored.
+/// the creation time is stored in `user.DOSATTRIB`. The change time cannot be set on Linux:
+/// the file table keeps one a client sets (`FileTable::set_change_time`).
 pub fn set_times(
     fd: BorrowedFd,
     creation: Option<u64>,
     access: Option<u64>,
     write: Option<u64>,
-    change: Option<u64>,
 ) -> Result<(), NtStatus> {
-    let _ = change;
     if let Some(ct) = creation {
         let mut d = read_dosattrib(fd).unwrap_or_default();
         d.creation_time = ct;
@@ -386,7 +402,6 @@ mod tests {
             Some(130_000_000_000_000_000),
             None,
             Some(131_000_000_000_000_000),
-            None,
         )
         .unwrap();
         let m = stat_at(root.as_fd(), "f").unwrap();
@@ -407,12 +422,41 @@ mod tests {
     }
 
     #[test]
+    fn allocation_leaves_out_extended_attribute_blocks() {
+        let (dir, root) = temp_root();
+        std::fs::write(dir.join("f"), b"abc").unwrap();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.join("f"))
+            .unwrap();
+        let fd = file.as_fd();
+        // EAs too large for the inode: ext4 puts them in a block of their own.
+        for name in ["user.ONE", "user.TWO", "user.THREE"] {
+            if sys::set_xattr(fd, name, &[b'v'; 200]).is_err() {
+                return; // no user xattrs here
+            }
+        }
+        nix::unistd::ftruncate(fd, 0).unwrap();
+        assert_eq!(stat_fd(fd).unwrap().allocation_size, 0);
+        let path_fd = sys::openat2_beneath(root.as_fd(), "f", libc::O_PATH, 0).unwrap();
+        assert_eq!(stat_fd(path_fd.as_fd()).unwrap().allocation_size, 0);
+        // Preallocation past the end of file counts; the size stays.
+        use std::os::fd::AsRawFd;
+        let keep = nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+        if nix::fcntl::fallocate(fd.as_raw_fd(), keep, 0, 4096).is_ok() {
+            let m = stat_fd(fd).unwrap();
+            assert_eq!((m.allocation_size, m.end_of_file), (4096, 0));
+        }
+    }
+
+    #[test]
     fn o_path_descriptors_work() {
         let (dir, root) = temp_root();
         std::fs::write(dir.join("f"), b"x").unwrap();
         let fd = sys::openat2_beneath(root.as_fd(), "f", libc::O_PATH, 0).unwrap();
         set_attributes(fd.as_fd(), attr::SYSTEM).unwrap();
-        set_times(fd.as_fd(), None, Some(120_000_000_000_000_000), None, None).unwrap();
+        set_times(fd.as_fd(), None, Some(120_000_000_000_000_000), None).unwrap();
         let m = stat_fd(fd.as_fd()).unwrap();
         assert_eq!(m.attributes, attr::SYSTEM);
         assert_eq!(m.last_access_time, 120_000_000_000_000_000);
