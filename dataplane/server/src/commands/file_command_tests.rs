@@ -555,3 +555,28 @@ fn byte_range_locks() {
     close_id(&mut env, &a);
     body_of(lock_b(&env, &[(200, 1, ex)]).unwrap());
 }
+
+#[test]
+fn lock_stacking_on_one_handle() {
+    let mut env = TestEnv::new();
+    let a = open(&mut env, &Create::new("s", disposition::CREATE)).unwrap();
+    let ex = flags::EXCLUSIVE_LOCK | flags::FAIL_IMMEDIATELY;
+    let mut lock = |el: &[(u64, u64, u32)]| env.run(lock::handle, LOCK, &lock_body(&a, el));
+    // Exclusive, then a blocking and an immediate shared lock on top: all granted at once.
+    body_of(lock(&[(0, 10, ex)]).unwrap());
+    body_of(lock(&[(0, 10, flags::SHARED_LOCK)]).unwrap());
+    body_of(lock(&[(0, 10, flags::SHARED_LOCK | flags::FAIL_IMMEDIATELY)]).unwrap());
+    // A second exclusive lock does not stack.
+    assert_eq!(
+        lock(&[(0, 10, ex)]).unwrap_err(),
+        NtStatus::LOCK_NOT_GRANTED
+    );
+    // Three unlocks release the three locks, the exclusive one first; the fourth fails.
+    for _ in 0..3 {
+        body_of(lock(&[(0, 10, flags::UNLOCK)]).unwrap());
+    }
+    assert_eq!(
+        lock(&[(0, 10, flags::UNLOCK)]).unwrap_err(),
+        NtStatus::RANGE_NOT_LOCKED
+    );
+}

@@ -187,9 +187,10 @@ fn lock_conflicts(
         return false;
     }
     if lock.exclusive {
-        // Another open's exclusive lock excludes everything; our own excludes further locks
-        // but not our own I/O.
-        lock.open_key != open_key || lock_intent
+        // Another open's exclusive lock excludes everything. Our own admits our I/O and our
+        // shared locks (MS-FSA 2.1.5.7: a shared lock conflicts only with an exclusive lock of
+        // another open), but not a second exclusive lock.
+        lock.open_key != open_key || (lock_intent && exclusive)
     } else {
         // A shared lock admits reads and shared locks from anyone, writes from no one, and
         // exclusive locks from no one.
@@ -542,5 +543,33 @@ mod tests {
         assert_eq!(check_range(u64::MAX, 2), Err(NtStatus::INVALID_LOCK_RANGE));
         assert_eq!(check_range(u64::MAX, 1), Ok(()));
         assert_eq!(check_range(u64::MAX, 0), Ok(()));
+    }
+
+    fn lock(open_key: u64, offset: u64, length: u64, exclusive: bool) -> ByteRangeLock {
+        ByteRangeLock {
+            open_key,
+            offset,
+            length,
+            exclusive,
+        }
+    }
+
+    #[test]
+    fn shared_locks_stack_on_own_exclusive_lock() {
+        let own_exclusive = lock(1, 0, 10, true);
+        // The same open may add a shared lock over its exclusive one, not another exclusive.
+        assert!(!lock_conflicts(&own_exclusive, 1, 0, 10, false, true));
+        assert!(lock_conflicts(&own_exclusive, 1, 0, 10, true, true));
+        // Another open gets neither.
+        assert!(lock_conflicts(&own_exclusive, 2, 0, 10, false, true));
+        assert!(lock_conflicts(&own_exclusive, 2, 5, 1, true, true));
+        // The owner's reads and writes pass; another open's do not.
+        assert!(!lock_conflicts(&own_exclusive, 1, 0, 10, true, false));
+        assert!(lock_conflicts(&own_exclusive, 2, 0, 10, false, false));
+        // A shared lock excludes every exclusive lock and write, the owner's too.
+        let own_shared = lock(1, 0, 10, false);
+        assert!(lock_conflicts(&own_shared, 1, 0, 10, true, true));
+        assert!(lock_conflicts(&own_shared, 1, 0, 10, true, false));
+        assert!(!lock_conflicts(&own_shared, 2, 0, 10, false, true));
     }
 }
