@@ -469,6 +469,10 @@ fn byte_range_locks() {
         NtStatus::FILE_LOCK_CONFLICT
     );
     assert!(env.run(read::handle, READ, &read_body(&a, 12, 1)).is_ok());
+    // MS-FSA 2.1.5.3: zero-byte reads skip the lock check.
+    assert!(env
+        .run_as(&other, read::handle, READ, &read_body(&b, 12, 0))
+        .is_ok());
     assert!(env
         .run(write::handle, WRITE, &write_body(&a, 12, b"x"))
         .is_ok());
