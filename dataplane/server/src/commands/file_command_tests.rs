@@ -588,3 +588,26 @@ fn lock_stacking_on_one_handle() {
         NtStatus::RANGE_NOT_LOCKED
     );
 }
+
+#[test]
+fn write_size_limits() {
+    let mut env = TestEnv::new();
+    let id = open(&mut env, &Create::new("big", disposition::CREATE)).unwrap();
+    let max = write::MAX_FILE_SIZE_BYTES;
+    let mut write_at =
+        |offset: u64, data: &[u8]| env.run(write::handle, WRITE, &write_body(&id, offset, data));
+    // Past the largest file size: INVALID_PARAMETER; empty writes up to i64::MAX are fine.
+    assert_eq!(
+        write_at(max, b"x").unwrap_err(),
+        NtStatus::INVALID_PARAMETER
+    );
+    assert!(write_at(max, b"").is_ok());
+    assert!(write_at(i64::MAX as u64, b"").is_ok());
+    assert_eq!(
+        write_at(i64::MAX as u64 + 1, b"").unwrap_err(),
+        NtStatus::INVALID_PARAMETER
+    );
+    // Ending beyond the volume (the test directory's is far below 16 TiB): DISK_FULL.
+    assert_eq!(write_at(max - 1, b"x").unwrap_err(), NtStatus::DISK_FULL);
+    assert!(write_at(4096, b"x").is_ok());
+}

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use smb3d_protocol::NtStatus;
 
@@ -102,6 +102,8 @@ pub struct FileEntry {
     state: Mutex<FileState>,
     /// Bumped whenever locks are released, so waiting LOCK requests know to retry.
     lock_generation: AtomicU64,
+    /// Size in bytes of the volume holding the file, read once on the first write.
+    volume_bytes: OnceLock<u64>,
 }
 
 impl FileEntry {
@@ -239,6 +241,7 @@ impl FileTable {
                     key,
                     state: Mutex::new(FileState::default()),
                     lock_generation: AtomicU64::new(0),
+                    volume_bytes: OnceLock::new(),
                 })
             })
             .clone();
@@ -412,6 +415,16 @@ impl FileTable {
             return Err(NtStatus::FILE_LOCK_CONFLICT);
         }
         Ok(())
+    }
+
+    /// The size in bytes of the volume holding `open`'s file (statvfs blocks × fragment size),
+    /// asked of the host once per file; `u64::MAX` when the host cannot tell.
+    pub fn volume_bytes(&self, open: &Open) -> u64 {
+        *open.file.volume_bytes.get_or_init(|| {
+            nix::sys::statvfs::fstatvfs(open.fd.as_fd())
+                .map(|v| (v.blocks() as u64).saturating_mul(v.fragment_size() as u64))
+                .unwrap_or(u64::MAX)
+        })
     }
 
     /// The locks on `open`'s file (for tests and diagnostics).
