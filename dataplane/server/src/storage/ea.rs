@@ -34,7 +34,7 @@ pub fn validate_name(name: &[u8]) -> Result<(), NtStatus> {
     }
     if name
         .iter()
-        .any(|&c| c < 0x20 || c >= 0x7f || BAD.contains(&c))
+        .any(|&c| !(0x20..0x7f).contains(&c) || BAD.contains(&c))
     {
         return Err(INVALID_EA_NAME);
     }
@@ -116,7 +116,7 @@ pub fn get(fd: BorrowedFd, ea_name: &[u8]) -> Result<Option<FullEa>, NtStatus> {
     let x = xattr_name(ea_name)?;
     Ok(value(fd, &x[PREFIX.len()..])?.map(|v| FullEa {
         flags: 0,
-        name: x[PREFIX.len()..].as_bytes().to_vec(),
+        name: x.as_bytes()[PREFIX.len()..].to_vec(),
         value: v,
     }))
 }

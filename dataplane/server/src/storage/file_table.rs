@@ -422,7 +422,7 @@ impl FileTable {
     pub fn volume_bytes(&self, open: &Open) -> u64 {
         *open.file.volume_bytes.get_or_init(|| {
             nix::sys::statvfs::fstatvfs(open.fd.as_fd())
-                .map(|v| (v.blocks() as u64).saturating_mul(v.fragment_size() as u64))
+                .map(|v| v.blocks().saturating_mul(v.fragment_size()))
                 .unwrap_or(u64::MAX)
         })
     }
