@@ -611,3 +611,47 @@ fn write_size_limits() {
     assert_eq!(write_at(max - 1, b"x").unwrap_err(), NtStatus::DISK_FULL);
     assert!(write_at(4096, b"x").is_ok());
 }
+
+#[test]
+fn parked_lock_ends_when_its_handle_closes() {
+    let mut env = TestEnv::new();
+    let a = open(&mut env, &Create::new("c", disposition::CREATE)).unwrap();
+    let b = open(&mut env, &Create::new("c", disposition::OPEN)).unwrap();
+    body_of(
+        env.run(
+            lock::handle,
+            LOCK,
+            &lock_body(&a, &[(100, 10, flags::EXCLUSIVE_LOCK)]),
+        )
+        .unwrap(),
+    );
+    let blocked = lock_body(&b, &[(100, 10, flags::EXCLUSIVE_LOCK)]);
+    assert!(matches!(
+        env.run(lock::handle, LOCK, &blocked).unwrap(),
+        Reply::WouldBlock
+    ));
+    // Still blocked on retry; an unlock attempt by the waiting handle finds nothing to unlock.
+    assert!(matches!(
+        env.run(lock::retry, LOCK, &blocked).unwrap(),
+        Reply::WouldBlock
+    ));
+    assert_eq!(
+        env.run(
+            lock::handle,
+            LOCK,
+            &lock_body(&b, &[(100, 10, flags::UNLOCK)])
+        )
+        .unwrap_err(),
+        NtStatus::RANGE_NOT_LOCKED
+    );
+    close_id(&mut env, &b);
+    assert_eq!(
+        env.run(lock::retry, LOCK, &blocked).unwrap_err(),
+        lock::ABANDONED_STATUS
+    );
+    // A fresh request on the closed handle is still FILE_CLOSED.
+    assert_eq!(
+        env.run(lock::handle, LOCK, &blocked).unwrap_err(),
+        NtStatus::FILE_CLOSED
+    );
+}
