@@ -219,7 +219,7 @@ fn open_or_create(
 ) -> Result<Opened, NtStatus> {
     let (on_disk, existing) = path::lookup(root, path)?;
     match existing {
-        Some(fd) => open_existing(root, on_disk, fd, r, share_max, ctx),
+        Some(fd) => open_existing(root, on_disk, fd, r, share_max, alloc_size, ctx),
         None => create_new(root, on_disk, r, share_max, alloc_size, ctx),
     }
 }
@@ -237,6 +237,7 @@ fn open_existing(
     path_fd: OwnedFd,
     r: &CreateRequest,
     share_max: u32,
+    alloc_size: Option<u64>,
     ctx: &TreeCtx,
 ) -> Result<Opened, NtStatus> {
     let meta = stat_fd(path_fd.as_fd())?;
@@ -295,6 +296,10 @@ fn open_existing(
         if truncate {
             // MS-FSA 2.1.5.1.2.1: overwriting replaces the attributes (keeping ARCHIVE).
             metadata::set_attributes(fd.as_fd(), r.file_attributes | attr::ARCHIVE)?;
+            // The new contents get the requested allocation, as a new file would.
+            if let Some(size) = alloc_size {
+                preallocate(&fd, size);
+            }
         }
         Ok(fd)
     })();

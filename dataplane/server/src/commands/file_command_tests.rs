@@ -246,6 +246,16 @@ fn maximal_access_on_disk_id_and_allocation() {
     assert_eq!(&qf[..8], &ino.to_le_bytes());
     assert!(resp.allocation_size >= 1 << 20);
     assert_eq!(resp.end_of_file, 0);
+    close_id(&mut env, &resp.file_id);
+
+    // Overwriting an existing file applies the requested allocation to the new contents.
+    std::fs::write(env.dir.join("m"), b"old").unwrap();
+    let mut o = Create::new("m", disposition::OVERWRITE_IF);
+    o.contexts = vec![(b"AlSi", &alloc)];
+    let (resp, _) = create_response(env.run(create::handle, CREATE, &o.body()).unwrap());
+    assert_eq!(resp.create_action, action::OVERWRITTEN);
+    assert!(resp.allocation_size >= 1 << 20);
+    assert_eq!(resp.end_of_file, 0);
 }
 
 #[test]
