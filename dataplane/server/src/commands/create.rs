@@ -144,11 +144,13 @@ fn validate(r: &CreateRequest) -> Result<(), NtStatus> {
     {
         return Err(NtStatus::INVALID_PARAMETER);
     }
-    if r.file_attributes & !CREATE_VALID_ATTRIBUTES != 0 {
-        return Err(NtStatus::INVALID_PARAMETER);
-    }
+    // Reserved access bits are refused before the attributes are looked at (Windows answers
+    // ACCESS_DENIED for them even with invalid FileAttributes, smbtorture smb2.create.gentest).
     if r.desired_access & RESERVED_ACCESS != 0 {
         return Err(NtStatus::ACCESS_DENIED);
+    }
+    if r.file_attributes & !CREATE_VALID_ATTRIBUTES != 0 {
+        return Err(NtStatus::INVALID_PARAMETER);
     }
     if r.desired_access & access::ACCESS_SYSTEM_SECURITY != 0 {
         return Err(NtStatus::PRIVILEGE_NOT_HELD);
@@ -512,5 +514,32 @@ mod tests {
         );
         assert_eq!(grant_access(access::MAXIMUM_ALLOWED, ro), Ok(ro));
         assert_eq!(ro & access::FILE_WRITE_DATA, 0);
+    }
+
+    #[test]
+    fn reserved_access_is_refused_before_bad_attributes() {
+        let request = |desired_access, file_attributes| CreateRequest {
+            security_flags: 0,
+            requested_oplock_level: 0,
+            impersonation_level: 0,
+            smb_create_flags: 0,
+            desired_access,
+            file_attributes,
+            share_access: 0,
+            create_disposition: disposition::CREATE,
+            create_options: 0,
+            name: b"",
+            contexts: b"",
+        };
+        const VOLUME: u32 = 0x8;
+        assert_eq!(
+            validate(&request(0x0800_0000, VOLUME)),
+            Err(NtStatus::ACCESS_DENIED)
+        );
+        assert_eq!(
+            validate(&request(access::MAXIMUM_ALLOWED, VOLUME)),
+            Err(NtStatus::INVALID_PARAMETER)
+        );
+        assert_eq!(validate(&request(access::MAXIMUM_ALLOWED, 0)), Ok(()));
     }
 }
