@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 use smb3d_protocol::NtStatus;
 
@@ -102,7 +102,7 @@ pub struct FileEntry {
     state: Mutex<FileState>,
     /// Bumped whenever locks are released, so waiting LOCK requests know to retry.
     lock_generation: AtomicU64,
-    /// Size in bytes of the volume holding the file, read once on the first write.
+    /// Size in bytes of the volume holding the file, looked up on the first write.
     volume_bytes: OnceLock<u64>,
 }
 
@@ -130,6 +130,9 @@ type Shard = Mutex<HashMap<FileKey, Arc<FileEntry>>>;
 pub struct FileTable {
     shards: Box<[Shard]>,
     next_open_key: AtomicU64,
+    /// Volume sizes in bytes by device, asked of the host once per device. Consulted once per
+    /// file entry (which keeps its own copy), never per write.
+    volume_sizes: RwLock<HashMap<u64, u64>>,
 }
 
 impl Default for FileTable {
@@ -215,6 +218,7 @@ impl FileTable {
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
             next_open_key: AtomicU64::new(1),
+            volume_sizes: RwLock::new(HashMap::new()),
         }
     }
 
@@ -418,13 +422,33 @@ impl FileTable {
     }
 
     /// The size in bytes of the volume holding `open`'s file (statvfs blocks × fragment size),
-    /// asked of the host once per file; `u64::MAX` when the host cannot tell.
+    /// asked of the host once per device; `u64::MAX` when the host cannot tell.
     pub fn volume_bytes(&self, open: &Open) -> u64 {
-        *open.file.volume_bytes.get_or_init(|| {
-            nix::sys::statvfs::fstatvfs(open.fd.as_fd())
-                .map(|v| v.blocks().saturating_mul(v.fragment_size()))
-                .unwrap_or(u64::MAX)
-        })
+        *open
+            .file
+            .volume_bytes
+            .get_or_init(|| self.volume_bytes_of_device(open))
+    }
+
+    fn volume_bytes_of_device(&self, open: &Open) -> u64 {
+        let device = open.file.key.device;
+        let known = self
+            .volume_sizes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&device)
+            .copied();
+        if let Some(bytes) = known {
+            return bytes;
+        }
+        let bytes = nix::sys::statvfs::fstatvfs(open.fd.as_fd())
+            .map(|v| v.blocks().saturating_mul(v.fragment_size()))
+            .unwrap_or(u64::MAX);
+        self.volume_sizes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(device, bytes);
+        bytes
     }
 
     /// The locks on `open`'s file (for tests and diagnostics).
