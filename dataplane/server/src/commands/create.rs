@@ -219,12 +219,30 @@ fn open_or_create(
     alloc_size: Option<u64>,
     ctx: &TreeCtx,
 ) -> Result<Opened, NtStatus> {
-    let (on_disk, existing) = path::lookup(root, path)?;
-    match existing {
-        Some(fd) => open_existing(root, on_disk, fd, r, share_max, alloc_size, ctx),
-        None => create_new(root, on_disk, r, share_max, alloc_size, ctx),
+    // Another client may create the name between our lookup and our create. Unless the
+    // request insists on creating (FILE_CREATE), the file it made is then opened instead.
+    let mut attempts = 0;
+    loop {
+        let (on_disk, existing) = path::lookup(root, path)?;
+        let result = match existing {
+            Some(fd) => open_existing(root, on_disk, fd, r, share_max, alloc_size, ctx),
+            None => create_new(root, on_disk, r, share_max, alloc_size, ctx),
+        };
+        attempts += 1;
+        match result {
+            Err(NtStatus::OBJECT_NAME_COLLISION)
+                if r.create_disposition != disposition::CREATE
+                    && attempts < CREATE_RACE_RETRIES =>
+            {
+                continue
+            }
+            other => return other,
+        }
     }
 }
+
+/// How often CREATE looks a name up again after losing a creation race.
+const CREATE_RACE_RETRIES: u32 = 3;
 
 fn key_of(meta: &FileMetadata) -> FileKey {
     FileKey {

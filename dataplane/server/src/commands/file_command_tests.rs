@@ -665,3 +665,31 @@ fn parked_lock_ends_when_its_handle_closes() {
         NtStatus::FILE_CLOSED
     );
 }
+
+#[test]
+fn racing_open_if_creates_open_the_winner() {
+    let env = TestEnv::new();
+    let sessions = [env.other_session(2).0, env.other_session(3).0];
+    for round in 0..50 {
+        let name = format!("race{round}");
+        let mut c = Create::new(&name, disposition::OPEN_IF);
+        c.options = options::DIRECTORY_FILE;
+        c.share = share::ALL;
+        let body = c.body();
+        let actions: Vec<u32> = std::thread::scope(|s| {
+            let runs: Vec<_> = sessions
+                .iter()
+                .map(|session| {
+                    let (env, body) = (&env, &body);
+                    s.spawn(move || env.run_as(session, create::handle, CREATE, body))
+                })
+                .collect();
+            runs.into_iter()
+                .map(|t| create_response(t.join().unwrap().unwrap()).0.create_action)
+                .collect()
+        });
+        let mut sorted = actions.clone();
+        sorted.sort();
+        assert_eq!(sorted, [action::OPENED, action::CREATED], "{actions:?}");
+    }
+}
