@@ -185,11 +185,13 @@ fn validate(r: &CreateRequest) -> Result<(), NtStatus> {
     {
         return Err(NtStatus::INVALID_PARAMETER);
     }
-    if r.file_attributes & !CREATE_VALID_ATTRIBUTES != 0 {
-        return Err(NtStatus::INVALID_PARAMETER);
-    }
+    // Reserved access bits are refused before the attributes are looked at (Windows answers
+    // ACCESS_DENIED for them even with invalid FileAttributes, smbtorture smb2.create.gentest).
     if r.desired_access & RESERVED_ACCESS != 0 {
         return Err(NtStatus::ACCESS_DENIED);
+    }
+    if r.file_attributes & !CREATE_VALID_ATTRIBUTES != 0 {
+        return Err(NtStatus::INVALID_PARAMETER);
     }
     if r.desired_access & access::ACCESS_SYSTEM_SECURITY != 0 {
         return Err(NtStatus::PRIVILEGE_NOT_HELD);
@@ -260,12 +262,30 @@ fn open_or_create(
     alloc_size: Option<u64>,
     ctx: &TreeCtx,
 ) -> Result<Opened, NtStatus> {
-    let (on_disk, existing) = path::lookup(root, path)?;
-    match existing {
-        Some(fd) => open_existing(root, on_disk, fd, r, share_max, ctx),
-        None => create_new(root, on_disk, r, share_max, alloc_size, ctx),
+    // Another client may create the name between our lookup and our create. Unless the
+    // request insists on creating (FILE_CREATE), the file it made is then opened instead.
+    let mut attempts = 0;
+    loop {
+        let (on_disk, existing) = path::lookup(root, path)?;
+        let result = match existing {
+            Some(fd) => open_existing(root, on_disk, fd, r, share_max, alloc_size, ctx),
+            None => create_new(root, on_disk, r, share_max, alloc_size, ctx),
+        };
+        attempts += 1;
+        match result {
+            Err(NtStatus::OBJECT_NAME_COLLISION)
+                if r.create_disposition != disposition::CREATE
+                    && attempts < CREATE_RACE_RETRIES =>
+            {
+                continue
+            }
+            other => return other,
+        }
     }
 }
+
+/// How often CREATE looks a name up again after losing a creation race.
+const CREATE_RACE_RETRIES: u32 = 3;
 
 fn key_of(meta: &FileMetadata) -> FileKey {
     FileKey {
@@ -280,6 +300,7 @@ fn open_existing(
     path_fd: OwnedFd,
     r: &CreateRequest,
     share_max: u32,
+    alloc_size: Option<u64>,
     ctx: &TreeCtx,
 ) -> Result<Opened, NtStatus> {
     let meta = stat_fd(path_fd.as_fd())?;
@@ -338,6 +359,10 @@ fn open_existing(
         if truncate {
             // MS-FSA 2.1.5.1.2.1: overwriting replaces the attributes (keeping ARCHIVE).
             metadata::set_attributes(fd.as_fd(), r.file_attributes | attr::ARCHIVE)?;
+            // The new contents get the requested allocation, as a new file would.
+            if let Some(size) = alloc_size {
+                preallocate(&fd, size);
+            }
         }
         Ok(fd)
     })();
@@ -550,5 +575,32 @@ mod tests {
         );
         assert_eq!(grant_access(access::MAXIMUM_ALLOWED, ro), Ok(ro));
         assert_eq!(ro & access::FILE_WRITE_DATA, 0);
+    }
+
+    #[test]
+    fn reserved_access_is_refused_before_bad_attributes() {
+        let request = |desired_access, file_attributes| CreateRequest {
+            security_flags: 0,
+            requested_oplock_level: 0,
+            impersonation_level: 0,
+            smb_create_flags: 0,
+            desired_access,
+            file_attributes,
+            share_access: 0,
+            create_disposition: disposition::CREATE,
+            create_options: 0,
+            name: b"",
+            contexts: b"",
+        };
+        const VOLUME: u32 = 0x8;
+        assert_eq!(
+            validate(&request(0x0800_0000, VOLUME)),
+            Err(NtStatus::ACCESS_DENIED)
+        );
+        assert_eq!(
+            validate(&request(access::MAXIMUM_ALLOWED, VOLUME)),
+            Err(NtStatus::INVALID_PARAMETER)
+        );
+        assert_eq!(validate(&request(access::MAXIMUM_ALLOWED, 0)), Ok(()));
     }
 }

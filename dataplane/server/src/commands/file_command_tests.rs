@@ -246,6 +246,16 @@ fn maximal_access_on_disk_id_and_allocation() {
     assert_eq!(&qf[..8], &ino.to_le_bytes());
     assert!(resp.allocation_size >= 1 << 20);
     assert_eq!(resp.end_of_file, 0);
+    close_id(&mut env, &resp.file_id);
+
+    // Overwriting an existing file applies the requested allocation to the new contents.
+    std::fs::write(env.dir.join("m"), b"old").unwrap();
+    let mut o = Create::new("m", disposition::OVERWRITE_IF);
+    o.contexts = vec![(b"AlSi", &alloc)];
+    let (resp, _) = create_response(env.run(create::handle, CREATE, &o.body()).unwrap());
+    assert_eq!(resp.create_action, action::OVERWRITTEN);
+    assert!(resp.allocation_size >= 1 << 20);
+    assert_eq!(resp.end_of_file, 0);
 }
 
 #[test]
@@ -387,6 +397,10 @@ fn write_read_flush_close() {
             let mut buf = vec![0u8; length as usize];
             let n = crate::storage::read_at(&open, offset, &mut buf).unwrap();
             assert_eq!(&buf[..n], b"\0\0\0hello");
+            // The position follows reads (not writes): the end of the bytes read.
+            assert_eq!(open.state.lock().unwrap().position, 8);
+            assert_eq!(crate::storage::read_at(&open, 2, &mut buf[..4]).unwrap(), 4);
+            assert_eq!(open.state.lock().unwrap().position, 6);
             assert_eq!(crate::storage::read_at(&open, 100, &mut buf).unwrap(), 0);
         }
         other => panic!("{other:?}"),
@@ -469,6 +483,10 @@ fn byte_range_locks() {
         NtStatus::FILE_LOCK_CONFLICT
     );
     assert!(env.run(read::handle, READ, &read_body(&a, 12, 1)).is_ok());
+    // MS-FSA 2.1.5.3: zero-byte reads skip the lock check.
+    assert!(env
+        .run_as(&other, read::handle, READ, &read_body(&b, 12, 0))
+        .is_ok());
     assert!(env
         .run(write::handle, WRITE, &write_body(&a, 12, b"x"))
         .is_ok());
@@ -554,4 +572,124 @@ fn byte_range_locks() {
     // Closing drops the open's locks.
     close_id(&mut env, &a);
     body_of(lock_b(&env, &[(200, 1, ex)]).unwrap());
+}
+
+#[test]
+fn lock_stacking_on_one_handle() {
+    let mut env = TestEnv::new();
+    let a = open(&mut env, &Create::new("s", disposition::CREATE)).unwrap();
+    let ex = flags::EXCLUSIVE_LOCK | flags::FAIL_IMMEDIATELY;
+    let mut lock = |el: &[(u64, u64, u32)]| env.run(lock::handle, LOCK, &lock_body(&a, el));
+    // Exclusive, then a blocking and an immediate shared lock on top: all granted at once.
+    body_of(lock(&[(0, 10, ex)]).unwrap());
+    body_of(lock(&[(0, 10, flags::SHARED_LOCK)]).unwrap());
+    body_of(lock(&[(0, 10, flags::SHARED_LOCK | flags::FAIL_IMMEDIATELY)]).unwrap());
+    // A second exclusive lock does not stack.
+    assert_eq!(
+        lock(&[(0, 10, ex)]).unwrap_err(),
+        NtStatus::LOCK_NOT_GRANTED
+    );
+    // Three unlocks release the three locks, the exclusive one first; the fourth fails.
+    for _ in 0..3 {
+        body_of(lock(&[(0, 10, flags::UNLOCK)]).unwrap());
+    }
+    assert_eq!(
+        lock(&[(0, 10, flags::UNLOCK)]).unwrap_err(),
+        NtStatus::RANGE_NOT_LOCKED
+    );
+}
+
+#[test]
+fn write_size_limits() {
+    let mut env = TestEnv::new();
+    let id = open(&mut env, &Create::new("big", disposition::CREATE)).unwrap();
+    let max = write::MAX_FILE_SIZE_BYTES;
+    let mut write_at =
+        |offset: u64, data: &[u8]| env.run(write::handle, WRITE, &write_body(&id, offset, data));
+    // Past the largest file size: INVALID_PARAMETER; empty writes up to i64::MAX are fine.
+    assert_eq!(
+        write_at(max, b"x").unwrap_err(),
+        NtStatus::INVALID_PARAMETER
+    );
+    assert!(write_at(max, b"").is_ok());
+    assert!(write_at(i64::MAX as u64, b"").is_ok());
+    assert_eq!(
+        write_at(i64::MAX as u64 + 1, b"").unwrap_err(),
+        NtStatus::INVALID_PARAMETER
+    );
+    // Ending beyond the volume (the test directory's is far below 16 TiB): DISK_FULL.
+    assert_eq!(write_at(max - 1, b"x").unwrap_err(), NtStatus::DISK_FULL);
+    assert!(write_at(4096, b"x").is_ok());
+}
+
+#[test]
+fn parked_lock_ends_when_its_handle_closes() {
+    let mut env = TestEnv::new();
+    let a = open(&mut env, &Create::new("c", disposition::CREATE)).unwrap();
+    let b = open(&mut env, &Create::new("c", disposition::OPEN)).unwrap();
+    body_of(
+        env.run(
+            lock::handle,
+            LOCK,
+            &lock_body(&a, &[(100, 10, flags::EXCLUSIVE_LOCK)]),
+        )
+        .unwrap(),
+    );
+    let blocked = lock_body(&b, &[(100, 10, flags::EXCLUSIVE_LOCK)]);
+    assert!(matches!(
+        env.run(lock::handle, LOCK, &blocked).unwrap(),
+        Reply::WouldBlock
+    ));
+    // Still blocked on retry; an unlock attempt by the waiting handle finds nothing to unlock.
+    assert!(matches!(
+        env.run(lock::retry, LOCK, &blocked).unwrap(),
+        Reply::WouldBlock
+    ));
+    assert_eq!(
+        env.run(
+            lock::handle,
+            LOCK,
+            &lock_body(&b, &[(100, 10, flags::UNLOCK)])
+        )
+        .unwrap_err(),
+        NtStatus::RANGE_NOT_LOCKED
+    );
+    close_id(&mut env, &b);
+    assert_eq!(
+        env.run(lock::retry, LOCK, &blocked).unwrap_err(),
+        lock::ABANDONED_STATUS
+    );
+    // A fresh request on the closed handle is still FILE_CLOSED.
+    assert_eq!(
+        env.run(lock::handle, LOCK, &blocked).unwrap_err(),
+        NtStatus::FILE_CLOSED
+    );
+}
+
+#[test]
+fn racing_open_if_creates_open_the_winner() {
+    let env = TestEnv::new();
+    let sessions = [env.other_session(2).0, env.other_session(3).0];
+    for round in 0..50 {
+        let name = format!("race{round}");
+        let mut c = Create::new(&name, disposition::OPEN_IF);
+        c.options = options::DIRECTORY_FILE;
+        c.share = share::ALL;
+        let body = c.body();
+        let actions: Vec<u32> = std::thread::scope(|s| {
+            let runs: Vec<_> = sessions
+                .iter()
+                .map(|session| {
+                    let (env, body) = (&env, &body);
+                    s.spawn(move || env.run_as(session, create::handle, CREATE, body))
+                })
+                .collect();
+            runs.into_iter()
+                .map(|t| create_response(t.join().unwrap().unwrap()).0.create_action)
+                .collect()
+        });
+        let mut sorted = actions.clone();
+        sorted.sort();
+        assert_eq!(sorted, [action::OPENED, action::CREATED], "{actions:?}");
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! A blocking lock (one element without FAIL_IMMEDIATELY) that conflicts returns
 //! `Reply::WouldBlock`; the connection answers STATUS_PENDING and runs this handler again when
-//! `FileTable::lock_generation` of the file changes (or cancels it).
+//! `FileTable::lock_generation` of the file changes (or cancels it). The connection re-runs a
+//! parked LOCK through [`retry`], not [`handle`].
 
 use smb3d_protocol::messages::lock::{encode_response, flags, LockElement, LockRequest};
 use smb3d_protocol::NtStatus;
@@ -47,6 +48,21 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
     let mut body = Vec::with_capacity(4);
     encode_response(&mut body);
     Ok(Reply::ok(body))
+}
+
+/// The final status of a parked LOCK whose open went away before the lock was granted: closed
+/// by CLOSE, or by TREE_DISCONNECT or LOGOFF closing every open of the tree or session. Windows
+/// and Samba answer STATUS_RANGE_NOT_LOCKED (smbtorture smb2.lock.cancel, cancel-tdis,
+/// cancel-logoff); FILE_CLOSED would tell the client its handle was never valid.
+pub const ABANDONED_STATUS: NtStatus = NtStatus::RANGE_NOT_LOCKED;
+
+/// Run a parked (STATUS_PENDING) LOCK again: as [`handle`], except that an open that has gone
+/// since the request was parked ends the wait with [`ABANDONED_STATUS`].
+pub fn retry(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
+    match handle(req, ctx) {
+        Err(NtStatus::FILE_CLOSED) => Err(ABANDONED_STATUS),
+        other => other,
+    }
 }
 
 /// MS-SMB2 3.3.5.14.2: each element is SHARED or EXCLUSIVE, optionally FAIL_IMMEDIATELY;

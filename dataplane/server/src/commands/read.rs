@@ -33,9 +33,12 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
         .checked_add(u64::from(r.length))
         .filter(|&end| end <= i64::MAX as u64)
         .ok_or(NtStatus::INVALID_PARAMETER)?;
-    ctx.server
-        .files
-        .check_io(&open, r.offset, u64::from(r.length), false)?;
+    // MS-FSA 2.1.5.3: a read of zero bytes succeeds before any byte-range lock check.
+    if r.length > 0 {
+        ctx.server
+            .files
+            .check_io(&open, r.offset, u64::from(r.length), false)?;
+    }
     Ok(Reply::ReadFile {
         open,
         offset: r.offset,

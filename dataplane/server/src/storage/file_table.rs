@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 use smb3d_protocol::NtStatus;
 
@@ -132,6 +132,8 @@ pub struct FileEntry {
     state: Mutex<FileState>,
     /// Bumped whenever locks are released, so waiting LOCK requests know to retry.
     lock_generation: AtomicU64,
+    /// Size in bytes of the volume holding the file, looked up on the first write.
+    volume_bytes: OnceLock<u64>,
 }
 
 impl FileEntry {
@@ -158,6 +160,9 @@ type Shard = Mutex<HashMap<FileKey, Arc<FileEntry>>>;
 pub struct FileTable {
     shards: Box<[Shard]>,
     next_open_key: AtomicU64,
+    /// Volume sizes in bytes by device, asked of the host once per device. Consulted once per
+    /// file entry (which keeps its own copy), never per write.
+    volume_sizes: RwLock<HashMap<u64, u64>>,
 }
 
 impl Default for FileTable {
@@ -217,9 +222,10 @@ fn lock_conflicts(
         return false;
     }
     if lock.exclusive {
-        // Another open's exclusive lock excludes everything; our own excludes further locks
-        // but not our own I/O.
-        lock.open_key != open_key || lock_intent
+        // Another open's exclusive lock excludes everything. Our own admits our I/O and our
+        // shared locks (MS-FSA 2.1.5.7: a shared lock conflicts only with an exclusive lock of
+        // another open), but not a second exclusive lock.
+        lock.open_key != open_key || (lock_intent && exclusive)
     } else {
         // A shared lock admits reads and shared locks from anyone, writes from no one, and
         // exclusive locks from no one.
@@ -242,6 +248,7 @@ impl FileTable {
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
             next_open_key: AtomicU64::new(1),
+            volume_sizes: RwLock::new(HashMap::new()),
         }
     }
 
@@ -268,6 +275,7 @@ impl FileTable {
                     key,
                     state: Mutex::new(FileState::default()),
                     lock_generation: AtomicU64::new(0),
+                    volume_bytes: OnceLock::new(),
                 })
             })
             .clone();
@@ -443,6 +451,36 @@ impl FileTable {
         Ok(())
     }
 
+    /// The size in bytes of the volume holding `open`'s file (statvfs blocks × fragment size),
+    /// asked of the host once per device; `u64::MAX` when the host cannot tell.
+    pub fn volume_bytes(&self, open: &Open) -> u64 {
+        *open
+            .file
+            .volume_bytes
+            .get_or_init(|| self.volume_bytes_of_device(open))
+    }
+
+    fn volume_bytes_of_device(&self, open: &Open) -> u64 {
+        let device = open.file.key.device;
+        let known = self
+            .volume_sizes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&device)
+            .copied();
+        if let Some(bytes) = known {
+            return bytes;
+        }
+        let bytes = nix::sys::statvfs::fstatvfs(open.fd.as_fd())
+            .map(|v| v.blocks().saturating_mul(v.fragment_size()))
+            .unwrap_or(u64::MAX);
+        self.volume_sizes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(device, bytes);
+        bytes
+    }
+
     /// The locks on `open`'s file (for tests and diagnostics).
     pub fn locks(&self, open: &Open) -> Vec<ByteRangeLock> {
         open.file.state().locks.clone()
@@ -612,5 +650,33 @@ mod tests {
         assert_eq!(check_range(u64::MAX, 2), Err(NtStatus::INVALID_LOCK_RANGE));
         assert_eq!(check_range(u64::MAX, 1), Ok(()));
         assert_eq!(check_range(u64::MAX, 0), Ok(()));
+    }
+
+    fn lock(open_key: u64, offset: u64, length: u64, exclusive: bool) -> ByteRangeLock {
+        ByteRangeLock {
+            open_key,
+            offset,
+            length,
+            exclusive,
+        }
+    }
+
+    #[test]
+    fn shared_locks_stack_on_own_exclusive_lock() {
+        let own_exclusive = lock(1, 0, 10, true);
+        // The same open may add a shared lock over its exclusive one, not another exclusive.
+        assert!(!lock_conflicts(&own_exclusive, 1, 0, 10, false, true));
+        assert!(lock_conflicts(&own_exclusive, 1, 0, 10, true, true));
+        // Another open gets neither.
+        assert!(lock_conflicts(&own_exclusive, 2, 0, 10, false, true));
+        assert!(lock_conflicts(&own_exclusive, 2, 5, 1, true, true));
+        // The owner's reads and writes pass; another open's do not.
+        assert!(!lock_conflicts(&own_exclusive, 1, 0, 10, true, false));
+        assert!(lock_conflicts(&own_exclusive, 2, 0, 10, false, false));
+        // A shared lock excludes every exclusive lock and write, the owner's too.
+        let own_shared = lock(1, 0, 10, false);
+        assert!(lock_conflicts(&own_shared, 1, 0, 10, true, true));
+        assert!(lock_conflicts(&own_shared, 1, 0, 10, true, false));
+        assert!(!lock_conflicts(&own_shared, 2, 0, 10, false, true));
     }
 }

@@ -48,7 +48,20 @@ pub fn read_at(open: &Open, offset: u64, buf: &mut [u8]) -> Result<usize, NtStat
             Err(e) => return Err(io_errno(e)),
         }
     }
+    note_read(open, offset, done);
     Ok(done)
+}
+
+/// Record a completed read in the open's FilePositionInformation: the position moves to the
+/// end of the bytes read. MS-FSA 2.1.5.3 asks this only of synchronous-I/O opens, but SMB2
+/// reads carry their own offsets, and a position that follows every read is what clients of
+/// Samba see (smbtorture smb2.read.position expects it of non-Windows servers). Writes leave
+/// the position alone, as there. Any read path (pread here, io_uring) calls this on success.
+pub fn note_read(open: &Open, offset: u64, bytes_read: usize) {
+    let end = offset.saturating_add(bytes_read as u64);
+    if let Ok(mut st) = open.state.lock() {
+        st.position = end;
+    }
 }
 
 /// Write all of `data` at `offset` (pwrite, retried on short writes). ENOSPC is DISK_FULL.
