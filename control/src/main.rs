@@ -161,7 +161,7 @@ fn demo(dir: &Path, listen: &str) -> Result<(), String> {
     db.set("demo", smb3d_protocol::auth::nt_hash("demo"))?;
     db.save(&passdb_path)?;
     let port = listen.rsplit(':').next().unwrap_or("4455");
-    eprintln!("smb3d demo: share '{}' at {}", "share", share.display());
+    eprintln!("smb3d demo: share 'share' at {}", share.display());
     eprintln!("  try: smbclient //127.0.0.1/share -p {port} -U demo%demo -c ls");
     serve(ServeArgs {
         passdb: Some(passdb_path),

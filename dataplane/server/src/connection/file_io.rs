@@ -67,6 +67,7 @@ impl PendingRead {
             return error_frame(self.rsp, status, self.protection);
         }
         let n = n.min(self.length as usize);
+        crate::storage::note_read(&self.open, self.offset, n);
         self.frame.buf().truncate(self.data_at + n);
         let head = read::encode_response_head(n as u32);
         self.frame.buf()[self.head_at..self.head_at + 16].copy_from_slice(&head);

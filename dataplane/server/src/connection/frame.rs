@@ -44,7 +44,7 @@ impl FrameBuilder {
     /// Start a message: pad the previous one to 8 bytes and chain it, then write `hdr`.
     pub fn begin(&mut self, hdr: &Header) -> usize {
         if let Some(&(prev, _)) = self.messages.last() {
-            while (self.buf.len() - prev) % 8 != 0 {
+            while !(self.buf.len() - prev).is_multiple_of(8) {
                 self.buf.push(0);
             }
             let next = (self.buf.len() - prev) as u32;

@@ -793,17 +793,24 @@ impl Connection {
                 match session.and_then(|s| s.tree(w.tree_id).map(|t| (s, t))) {
                     Some((session, tree)) => {
                         let mut file_id = None;
-                        let command = Command::from_u16(w.header.command).unwrap_or(Command::Lock);
-                        self.run_tree_command(
-                            command,
-                            &w.header,
-                            &w.msg,
-                            &session,
-                            &tree,
-                            &mut file_id,
-                        )
+                        let req = Request {
+                            header: &w.header,
+                            msg: &w.msg,
+                        };
+                        let mut ctx = TreeCtx {
+                            server: &self.server,
+                            session: &session,
+                            tree: &tree,
+                            dialect: self
+                                .info
+                                .dialect
+                                .unwrap_or(smb3d_protocol::dialect::Dialect::Smb202),
+                            compound_file_id: &mut file_id,
+                        };
+                        // Only LOCK parks today.
+                        commands::lock::retry(&req, &mut ctx)
                     }
-                    None => Err(NtStatus::USER_SESSION_DELETED),
+                    None => Err(commands::lock::ABANDONED_STATUS),
                 }
             };
             match result {
