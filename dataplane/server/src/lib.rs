@@ -12,6 +12,7 @@ pub mod connection;
 pub mod mailbox;
 pub mod netif;
 pub mod open;
+pub mod oplock;
 pub mod reactor;
 pub mod server;
 pub mod session;

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use smb3d_protocol::crypto::Encryptor;
 use smb3d_protocol::dialect::{Cipher, Dialect, SigningAlgorithm};
 
+use crate::mailbox::ConnHandle;
 use crate::open::OpenTable;
 use crate::tree::Tree;
 
@@ -97,6 +98,9 @@ pub struct Session {
     channels: AtomicUsize,
     /// Set by LOGOFF: the other channels drop the session when they next look at it.
     logged_off: AtomicBool,
+    /// The connections carrying this session, oldest first: where breaks are delivered
+    /// (MS-SMB2 3.3.4.6 picks among Session.ChannelList).
+    channel_handles: Mutex<Vec<ConnHandle>>,
 }
 
 impl Session {
@@ -110,7 +114,25 @@ impl Session {
             opens: OpenTable::default(),
             channels: AtomicUsize::new(1),
             logged_off: AtomicBool::new(false),
+            channel_handles: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Record a connection that carries this session (after SESSION_SETUP or a bind).
+    pub fn attach_connection(&self, conn: ConnHandle) {
+        let mut v = self.channel_handles.lock().unwrap();
+        if !v.contains(&conn) {
+            v.push(conn);
+        }
+    }
+
+    pub fn detach_connection(&self, conn: ConnHandle) {
+        self.channel_handles.lock().unwrap().retain(|c| *c != conn);
+    }
+
+    /// The connections of this session, oldest first.
+    pub fn connections(&self) -> Vec<ConnHandle> {
+        self.channel_handles.lock().unwrap().clone()
     }
 
     /// Count one more channel, unless the session already has `max` (then `false`).

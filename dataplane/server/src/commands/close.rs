@@ -48,4 +48,6 @@ pub fn close_open(server: &ServerState, share: &Share, open: &Open) {
             tracing::warn!(status = ?e, path = %open.path.lock().unwrap(), "delete on close failed");
         }
     }
+    // Opens parked behind this open's oplock break (or its share mode) may go on now.
+    crate::oplock::kick(server, open.file.take_waiters());
 }

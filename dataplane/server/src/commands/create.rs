@@ -9,12 +9,15 @@ use smb3d_protocol::messages::create::{
     action, context_name, disposition, find_context, mxac_response, options, parse_contexts,
     qfid_response, CreateRequest, CreateResponse, MAX_IMPERSONATION_LEVEL,
 };
+use smb3d_protocol::messages::oplock_break;
 use smb3d_protocol::NtStatus;
 
 use super::{Reply, Request, TreeCtx};
 use crate::open::{Open, OpenState};
 use crate::storage::ea;
-use crate::storage::file_table::{access, FileKey, Registration};
+use crate::storage::file_table::{
+    access, BreakNotice, BreakTarget, FileKey, OplockRequest, Registration,
+};
 use crate::storage::metadata::{self, attr, stat_fd, FileMetadata};
 use crate::storage::path::{self, SharePath};
 
@@ -67,12 +70,39 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
 
     let eas = requested_eas(&contexts)?;
 
-    let opened = open_or_create(root.as_fd(), &path, &r, max_access, alloc_size, ctx)?;
+    // The file id comes first: an oplock granted below must name it in a later break.
+    let file_id = ctx.session.opens.allocate_id();
+    let oplock = OplockRequest {
+        level: requested_oplock(&r),
+        holder: Some(BreakTarget {
+            session: Arc::downgrade(ctx.session),
+            file_id,
+        }),
+        overwrite: matches!(
+            r.create_disposition,
+            disposition::SUPERSEDE | disposition::OVERWRITE | disposition::OVERWRITE_IF
+        ),
+        stat_open: false,
+        waiter: Some(ctx.conn),
+    };
+    let mut adm = Admission {
+        share_max: max_access,
+        alloc_size,
+        oplock,
+        notices: Vec::new(),
+    };
+    let result = open_or_create(root.as_fd(), &path, &r, &mut adm, ctx);
+    crate::oplock::send_breaks(ctx.server, adm.notices);
+    let opened = match result {
+        // MS-SMB2 3.3.5.9: wait (STATUS_PENDING) while another open's oplock is broken.
+        Err(NtStatus::PENDING) => return Ok(Reply::WouldBlock),
+        other => other?,
+    };
     let opened = store_requested_eas(root.as_fd(), opened, &eas, ctx)?;
     let mut meta = stat_fd(opened.fd.as_fd())?;
     ctx.server.files.apply_change_time_of(&mut meta);
 
-    let file_id = ctx.session.opens.allocate_id();
+    let oplock_level = opened.registration.oplock_level;
     let open = Arc::new(Open {
         file_id,
         tree_id: ctx.tree.id,
@@ -104,8 +134,34 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
         out_contexts.push((context_name::QFID, &qfid));
     }
     let mut body = Vec::with_capacity(160);
-    response_for(&meta, opened.action, file_id.encode()).encode(&out_contexts, &mut body);
+    let mut response = response_for(&meta, opened.action, file_id.encode());
+    response.oplock_level = oplock_level;
+    response.encode(&out_contexts, &mut body);
     Ok(Reply::ok(body))
+}
+
+/// What one CREATE may be given: the access the share allows, the allocation asked for, the
+/// oplock requested, and the oplock breaks it causes (sent once the file table is unlocked).
+struct Admission {
+    share_max: u32,
+    alloc_size: Option<u64>,
+    oplock: OplockRequest,
+    notices: Vec<BreakNotice>,
+}
+
+/// The access of a "stat open", which breaks no oplock: attributes and SYNCHRONIZE only
+/// (as Windows and Samba treat it; smbtorture smb2.oplock.statopen1).
+const STAT_ACCESS: u32 =
+    access::FILE_READ_ATTRIBUTES | access::FILE_WRITE_ATTRIBUTES | access::SYNCHRONIZE;
+
+/// The oplock the client asks for. A lease request (level LEASE with RqLs) is answered without
+/// a lease until leases exist, i.e. with no oplock.
+fn requested_oplock(r: &CreateRequest) -> u8 {
+    use oplock_break::level;
+    match r.requested_oplock_level {
+        level::II | level::EXCLUSIVE | level::BATCH => r.requested_oplock_level,
+        _ => level::NONE,
+    }
 }
 
 /// ExtA (MS-SMB2 2.2.13.2.1): the FILE_FULL_EA_INFORMATION list to give the file, checked
@@ -144,7 +200,7 @@ fn store_requested_eas(
 
 fn response_for(meta: &FileMetadata, create_action: u32, file_id: [u8; 16]) -> CreateResponse {
     CreateResponse {
-        oplock_level: 0, // SMB2_OPLOCK_LEVEL_NONE until oplocks and leases exist
+        oplock_level: oplock_break::level::NONE,
         flags: 0,
         create_action,
         creation_time: meta.creation_time,
@@ -258,8 +314,7 @@ fn open_or_create(
     root: std::os::fd::BorrowedFd,
     path: &SharePath,
     r: &CreateRequest,
-    share_max: u32,
-    alloc_size: Option<u64>,
+    adm: &mut Admission,
     ctx: &TreeCtx,
 ) -> Result<Opened, NtStatus> {
     // Another client may create the name between our lookup and our create. Unless the
@@ -268,8 +323,8 @@ fn open_or_create(
     loop {
         let (on_disk, existing) = path::lookup(root, path)?;
         let result = match existing {
-            Some(fd) => open_existing(root, on_disk, fd, r, share_max, alloc_size, ctx),
-            None => create_new(root, on_disk, r, share_max, alloc_size, ctx),
+            Some(fd) => open_existing(root, on_disk, fd, r, adm, ctx),
+            None => create_new(root, on_disk, r, adm, ctx),
         };
         attempts += 1;
         match result {
@@ -299,8 +354,7 @@ fn open_existing(
     on_disk: SharePath,
     path_fd: OwnedFd,
     r: &CreateRequest,
-    share_max: u32,
-    alloc_size: Option<u64>,
+    adm: &mut Admission,
     ctx: &TreeCtx,
 ) -> Result<Opened, NtStatus> {
     let meta = stat_fd(path_fd.as_fd())?;
@@ -325,7 +379,7 @@ fn open_existing(
         }
     }
     let readonly = meta.attributes & attr::READONLY != 0;
-    let mut max = share_max;
+    let mut max = adm.share_max;
     if readonly {
         max &= !(access::FILE_WRITE_DATA | access::FILE_APPEND_DATA | access::FILE_WRITE_EA);
     }
@@ -339,14 +393,26 @@ fn open_existing(
         disp,
         disposition::SUPERSEDE | disposition::OVERWRITE | disposition::OVERWRITE_IF
     );
-    if truncate && (readonly || share_max & access::FILE_WRITE_DATA == 0) {
+    if truncate && (readonly || adm.share_max & access::FILE_WRITE_DATA == 0) {
         return Err(NtStatus::ACCESS_DENIED);
     }
-    // Share modes are checked before anything changes on disk.
-    let registration = ctx
-        .server
-        .files
-        .register(key_of(&meta), granted, r.share_access)?;
+    // Share modes and oplock breaks are settled before anything changes on disk.
+    let oplock = OplockRequest {
+        level: if meta.is_directory {
+            oplock_break::level::NONE
+        } else {
+            adm.oplock.level
+        },
+        stat_open: granted & !STAT_ACCESS == 0,
+        ..adm.oplock.clone()
+    };
+    let registration = ctx.server.files.register(
+        key_of(&meta),
+        granted,
+        r.share_access,
+        &oplock,
+        &mut adm.notices,
+    )?;
     let result = (|| {
         let fd = reopen(
             root,
@@ -360,7 +426,7 @@ fn open_existing(
             // MS-FSA 2.1.5.1.2.1: overwriting replaces the attributes (keeping ARCHIVE).
             metadata::set_attributes(fd.as_fd(), r.file_attributes | attr::ARCHIVE)?;
             // The new contents get the requested allocation, as a new file would.
-            if let Some(size) = alloc_size {
+            if let Some(size) = adm.alloc_size {
                 preallocate(&fd, size);
             }
         }
@@ -448,8 +514,7 @@ fn create_new(
     root: std::os::fd::BorrowedFd,
     on_disk: SharePath,
     r: &CreateRequest,
-    share_max: u32,
-    alloc_size: Option<u64>,
+    adm: &mut Admission,
     ctx: &TreeCtx,
 ) -> Result<Opened, NtStatus> {
     if matches!(
@@ -465,11 +530,11 @@ fn create_new(
     if on_disk.had_trailing_separator() && !is_directory {
         return Err(NtStatus::OBJECT_NAME_INVALID);
     }
-    if share_max & access::FILE_WRITE_DATA == 0 {
+    if adm.share_max & access::FILE_WRITE_DATA == 0 {
         return Err(NtStatus::ACCESS_DENIED);
     }
     // A new file is ours: every right the share allows may be granted.
-    let granted = grant_access(r.desired_access, share_max)?;
+    let granted = grant_access(r.desired_access, adm.share_max)?;
     check_delete_on_close(r, granted, false)?;
     let fd = if is_directory {
         make_directory(root, &on_disk)?
@@ -484,7 +549,7 @@ fn create_new(
     };
     let setup = (|| {
         metadata::init_new_file(fd.as_fd(), r.file_attributes, is_directory)?;
-        if let (Some(size), false) = (alloc_size, is_directory) {
+        if let (Some(size), false) = (adm.alloc_size, is_directory) {
             preallocate(&fd, size);
         }
         stat_fd(fd.as_fd())
@@ -496,11 +561,20 @@ fn create_new(
             return Err(e);
         }
     };
-    let registration = match ctx
-        .server
-        .files
-        .register(key_of(&meta), granted, r.share_access)
-    {
+    let registration = match ctx.server.files.register(
+        key_of(&meta),
+        granted,
+        r.share_access,
+        &OplockRequest {
+            level: if is_directory {
+                oplock_break::level::NONE
+            } else {
+                adm.oplock.level
+            },
+            ..adm.oplock.clone()
+        },
+        &mut adm.notices,
+    ) {
         Ok(reg) => reg,
         Err(e) => {
             remove_new(root, &on_disk, is_directory);
@@ -511,7 +585,7 @@ fn create_new(
         fd,
         path: on_disk,
         granted,
-        maximal: share_max,
+        maximal: adm.share_max,
         action: action::CREATED,
         registration,
     })

@@ -95,7 +95,13 @@ impl Fixture {
         let reg = self
             .server
             .files
-            .register(key, access_mask, share::ALL)
+            .register(
+                key,
+                access_mask,
+                share::ALL,
+                &crate::storage::file_table::OplockRequest::none(),
+                &mut Vec::new(),
+            )
             .unwrap();
         let open = Arc::new(Open {
             file_id: self.session.opens.allocate_id(),
@@ -141,6 +147,11 @@ impl Fixture {
             tree: &self.tree,
             dialect: Dialect::Smb311,
             compound_file_id: &mut related,
+            conn: crate::mailbox::ConnHandle {
+                reactor: 0,
+                slot: 0,
+                gen: 1,
+            },
         };
         match handler(&req, &mut ctx)? {
             Reply::Body { status, body } => Ok((status, body)),

@@ -12,6 +12,7 @@ pub mod ioctl;
 pub mod lock;
 pub mod logoff;
 pub mod negotiate;
+pub mod oplock_break;
 pub mod query_directory;
 pub mod query_info;
 pub mod read;
@@ -57,6 +58,8 @@ pub struct TreeCtx<'a> {
     pub dialect: Dialect,
     /// The FileId of the CREATE earlier in a related compound chain (MS-SMB2 3.3.5.2.7.2).
     pub compound_file_id: &'a mut Option<FileId>,
+    /// The connection the request came on: to nudge when a request it parks can go on.
+    pub conn: crate::mailbox::ConnHandle,
 }
 
 impl TreeCtx<'_> {

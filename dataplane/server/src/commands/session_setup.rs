@@ -39,6 +39,8 @@ pub struct Channel {
 }
 
 pub struct SessionSetupCtx<'a> {
+    /// This connection, as the session's channel list records it.
+    pub conn: crate::mailbox::ConnHandle,
     pub server: &'a ServerState,
     pub info: &'a ConnectionInfo,
     pub pending: &'a mut HashMap<u64, PendingAuth>,
@@ -346,6 +348,7 @@ fn complete(
     );
     let _ = session.security.set(security);
     ctx.server.sessions.insert(session.clone());
+    session.attach_connection(ctx.conn);
     ctx.channels.insert(
         session_id,
         Channel {
@@ -409,6 +412,7 @@ fn complete_bind(
     if sec.encrypt_data {
         flags |= session_flags::ENCRYPT_DATA;
     }
+    session.attach_connection(ctx.conn);
     ctx.channels.insert(
         session_id,
         Channel {

@@ -88,6 +88,11 @@ impl TestEnv {
             tree: &self.tree,
             dialect: Dialect::Smb311,
             compound_file_id: &mut self.compound,
+            conn: crate::mailbox::ConnHandle {
+                reactor: 0,
+                slot: 0,
+                gen: 1,
+            },
         }
     }
 
@@ -128,6 +133,11 @@ impl TestEnv {
             tree: &self.tree,
             dialect: Dialect::Smb311,
             compound_file_id: &mut compound,
+            conn: crate::mailbox::ConnHandle {
+                reactor: 0,
+                slot: 0,
+                gen: 1,
+            },
         };
         handler(&req, &mut ctx)
     }

@@ -404,6 +404,7 @@ impl Connection {
                 }
                 // MS-SMB2 3.3.5.6: LOGOFF on any channel ends the session on all of them.
                 session.mark_logged_off();
+                session.detach_connection(self.handle);
                 for (open, share) in commands::logoff::logoff(&session, &self.server) {
                     commands::close::close_open(&self.server, &share, &open);
                 }
@@ -502,6 +503,7 @@ impl Connection {
                 .dialect
                 .unwrap_or(smb3d_protocol::dialect::Dialect::Smb202),
             compound_file_id: file_id,
+            conn: self.handle,
         };
         match command {
             Command::Create => commands::create::handle(&req, &mut ctx),
@@ -514,8 +516,9 @@ impl Connection {
             Command::QueryInfo => commands::query_info::handle(&req, &mut ctx),
             Command::SetInfo => commands::set_info::handle(&req, &mut ctx),
             Command::Ioctl => commands::ioctl::handle_file(&req, &mut ctx),
-            // Change notification and oplock breaks arrive with later issues.
-            Command::ChangeNotify | Command::OplockBreak => Err(NtStatus::NOT_IMPLEMENTED),
+            // Change notification arrives with the Windows file semantics issue.
+            Command::OplockBreak => commands::oplock_break::handle(&req, &mut ctx),
+            Command::ChangeNotify => Err(NtStatus::NOT_IMPLEMENTED),
             _ => Err(NtStatus::INVALID_PARAMETER),
         }
     }
@@ -717,6 +720,7 @@ impl Connection {
         let mut salt = [0u8; 4];
         env.random_bytes(&mut salt);
         let mut ctx = SessionSetupCtx {
+            conn: self.handle,
             server: &self.server,
             info: &self.info,
             pending: &mut self.pending_auth,
@@ -806,9 +810,14 @@ impl Connection {
                                 .dialect
                                 .unwrap_or(smb3d_protocol::dialect::Dialect::Smb202),
                             compound_file_id: &mut file_id,
+                            conn: self.handle,
                         };
-                        // Only LOCK parks today.
-                        commands::lock::retry(&req, &mut ctx)
+                        match Command::from_u16(w.header.command) {
+                            Some(Command::Lock) => commands::lock::retry(&req, &mut ctx),
+                            // A CREATE parked behind an oplock break runs again from the start.
+                            Some(Command::Create) => commands::create::handle(&req, &mut ctx),
+                            _ => Err(NtStatus::INTERNAL_ERROR),
+                        }
                     }
                     None => Err(commands::lock::ABANDONED_STATUS),
                 }
@@ -916,6 +925,7 @@ impl Connection {
         // A session ends with its last channel; while others live, it stays.
         for (_, channel) in self.channels.drain() {
             let session = channel.session;
+            session.detach_connection(self.handle);
             if session.is_logged_off() || !session.remove_channel() {
                 continue;
             }

@@ -13,13 +13,18 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use smb3d_protocol::NtStatus;
 
 use super::metadata::{attr, stat_fd, FileMetadata};
 use super::sys;
-use crate::open::Open;
+use smb3d_protocol::messages::oplock_break::level;
+
+use crate::mailbox::ConnHandle;
+use crate::open::{FileId, Open};
+use crate::session::Session;
 
 /// Access mask bits (MS-SMB2 2.2.13.1.1, MS-DTYP 2.4.3).
 pub mod access {
@@ -86,6 +91,64 @@ struct OpenRecord {
     open_key: u64,
     access: u32,
     share_access: u32,
+    /// Granted oplock level (MS-SMB2 2.2.13 levels; NONE for directories).
+    oplock: u8,
+    /// Where to send a break of that oplock.
+    holder: Option<BreakTarget>,
+}
+
+/// How long an open waits for an oplock break acknowledgment before the oplock is considered
+/// broken anyway (MS-SMB2 3.3.2.1 Oplock Break Acknowledgment Timer; Windows and Samba: 35 s).
+pub const OPLOCK_BREAK_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// The open an oplock break is sent to: its session (for the channel to send on) and file id.
+#[derive(Clone, Debug)]
+pub struct BreakTarget {
+    pub session: Weak<Session>,
+    pub file_id: FileId,
+}
+
+/// An oplock break notification to send.
+#[derive(Clone, Debug)]
+pub struct BreakNotice {
+    pub target: BreakTarget,
+    pub level: u8,
+}
+
+/// What a new open asks of the file's oplock state (MS-SMB2 3.3.5.9, MS-FSA 2.1.5.17).
+#[derive(Clone, Debug)]
+pub struct OplockRequest {
+    /// Requested level (NONE for directories and for opens that want none).
+    pub level: u8,
+    /// Where a later break of this open's oplock goes.
+    pub holder: Option<BreakTarget>,
+    /// SUPERSEDE or OVERWRITE(_IF): breaks every other oplock to NONE.
+    pub overwrite: bool,
+    /// A "stat open" (only attribute access and SYNCHRONIZE) breaks no oplock.
+    pub stat_open: bool,
+    /// The connection to nudge when a break this open waits for completes.
+    pub waiter: Option<ConnHandle>,
+}
+
+impl OplockRequest {
+    /// No oplock, nobody to notify: for callers outside CREATE.
+    pub fn none() -> OplockRequest {
+        OplockRequest {
+            level: level::NONE,
+            holder: None,
+            overwrite: false,
+            stat_open: false,
+            waiter: None,
+        }
+    }
+}
+
+/// A break sent and not yet acknowledged.
+#[derive(Clone, Copy, Debug)]
+struct PendingBreak {
+    open_key: u64,
+    to: u8,
+    deadline: Instant,
 }
 
 /// A change time a client set (MS-FSA 2.1.5.14.2 FileBasicInformation.ChangeTime). Linux
@@ -109,6 +172,55 @@ struct FileState {
     delete_pending: bool,
     locks: Vec<ByteRangeLock>,
     set_change_time: Option<SetChangeTime>,
+    /// At most one exclusive/batch oplock exists per file, so at most one break is pending.
+    pending_break: Option<PendingBreak>,
+    /// Connections with requests waiting for that break (bounded: one per parked request).
+    waiters: Vec<ConnHandle>,
+}
+
+/// Waiters one file keeps at most; a full list still works, later waiters find out on the tick.
+const MAX_WAITERS_PER_FILE: usize = 1024;
+
+impl FileState {
+    /// MS-FSA 2.1.4.12 (oplock break on open), for a new open that passed or failed the share
+    /// check (`sharing_violation`). `Some(to)`: the exclusive/batch holder must be broken to `to`
+    /// before the open may proceed.
+    fn break_needed(&self, req: &OplockRequest, sharing_violation: bool) -> Option<(usize, u8)> {
+        if req.stat_open {
+            return None;
+        }
+        let (i, holder) = self
+            .opens
+            .iter()
+            .enumerate()
+            .find(|(_, o)| o.oplock >= level::EXCLUSIVE)?;
+        let to = if req.overwrite {
+            level::NONE
+        } else {
+            level::II
+        };
+        match holder.oplock {
+            // A batch oplock is broken before a sharing violation is reported: the client may
+            // have kept the handle open only as a cache, and close it.
+            level::BATCH => Some((i, to)),
+            _ if sharing_violation => None,
+            _ => Some((i, to)),
+        }
+    }
+
+    /// The level a new open gets once no break is needed (MS-SMB2 3.3.5.9.8 with MS-FSA
+    /// 2.1.5.17.2): exclusive/batch only alone on the file, level II beside level II/none.
+    fn grantable(&self, requested: u8) -> u8 {
+        match requested {
+            level::BATCH | level::EXCLUSIVE if self.opens.is_empty() => requested,
+            level::BATCH | level::EXCLUSIVE | level::II
+                if self.opens.iter().all(|o| o.oplock <= level::II) =>
+            {
+                level::II
+            }
+            _ => level::NONE,
+        }
+    }
 }
 
 impl FileState {
@@ -142,6 +254,11 @@ impl FileEntry {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Connections waiting for an oplock break on this file, to nudge once it changed.
+    pub fn take_waiters(&self) -> Vec<ConnHandle> {
+        std::mem::take(&mut self.state().waiters)
+    }
+
     fn bump_generation(&self) {
         self.lock_generation.fetch_add(1, Ordering::Release);
     }
@@ -152,6 +269,8 @@ impl FileEntry {
 pub struct Registration {
     pub file: Arc<FileEntry>,
     pub open_key: u64,
+    /// The oplock level granted to the new open.
+    pub oplock_level: u8,
 }
 
 type Shard = Mutex<HashMap<FileKey, Arc<FileEntry>>>;
@@ -266,6 +385,8 @@ impl FileTable {
         key: FileKey,
         access: u32,
         share_access: u32,
+        oplock: &OplockRequest,
+        notices: &mut Vec<BreakNotice>,
     ) -> Result<Registration, NtStatus> {
         let mut shard = self.shard(&key);
         let file = shard
@@ -280,17 +401,7 @@ impl FileTable {
             })
             .clone();
         let mut st = file.state();
-        let verdict = if st.delete_pending {
-            Err(NtStatus::DELETE_PENDING)
-        } else if st
-            .opens
-            .iter()
-            .any(|o| share_conflict(o, access, share_access))
-        {
-            Err(NtStatus::SHARING_VIOLATION)
-        } else {
-            Ok(())
-        };
+        let verdict = Self::admit(&mut st, access, share_access, oplock, notices);
         if let Err(e) = verdict {
             if st.opens.is_empty() {
                 drop(st);
@@ -298,14 +409,146 @@ impl FileTable {
             }
             return Err(e);
         }
+        let granted = st.grantable(oplock.level);
         let open_key = self.next_open_key.fetch_add(1, Ordering::Relaxed);
         st.opens.push(OpenRecord {
             open_key,
             access,
             share_access,
+            oplock: granted,
+            holder: oplock.holder.clone(),
         });
         drop(st);
-        Ok(Registration { file, open_key })
+        Ok(Registration {
+            file,
+            open_key,
+            oplock_level: granted,
+        })
+    }
+
+    /// Admission of a new open: pending oplock breaks, the share-mode check, and the oplock
+    /// breaks the open causes. `Err(PENDING)` when it must wait for a break acknowledgment.
+    fn admit(
+        st: &mut FileState,
+        access: u32,
+        share_access: u32,
+        oplock: &OplockRequest,
+        notices: &mut Vec<BreakNotice>,
+    ) -> Result<(), NtStatus> {
+        if st.delete_pending {
+            return Err(NtStatus::DELETE_PENDING);
+        }
+        if let Some(pb) = st.pending_break {
+            if Instant::now() < pb.deadline {
+                if let Some(w) = oplock.waiter {
+                    if !st.waiters.contains(&w) && st.waiters.len() < MAX_WAITERS_PER_FILE {
+                        st.waiters.push(w);
+                    }
+                }
+                return Err(NtStatus::PENDING);
+            }
+            // MS-SMB2 3.3.2.1: no acknowledgment in time; the oplock counts as broken.
+            if let Some(o) = st.opens.iter_mut().find(|o| o.open_key == pb.open_key) {
+                o.oplock = o.oplock.min(pb.to);
+            }
+            st.pending_break = None;
+        }
+        let sharing_violation = st
+            .opens
+            .iter()
+            .any(|o| share_conflict(o, access, share_access));
+        if let Some((i, to)) = st.break_needed(oplock, sharing_violation) {
+            let holder = &st.opens[i];
+            let pb = PendingBreak {
+                open_key: holder.open_key,
+                to,
+                deadline: Instant::now() + OPLOCK_BREAK_TIMEOUT,
+            };
+            match holder.holder.clone() {
+                Some(target) => notices.push(BreakNotice { target, level: to }),
+                // Nobody to tell: the break is immediate.
+                None => {
+                    st.opens[i].oplock = to;
+                    return Self::admit(st, access, share_access, oplock, notices);
+                }
+            }
+            st.pending_break = Some(pb);
+            if let Some(w) = oplock.waiter {
+                st.waiters.push(w);
+            }
+            return Err(NtStatus::PENDING);
+        }
+        if sharing_violation {
+            return Err(NtStatus::SHARING_VIOLATION);
+        }
+        if oplock.overwrite {
+            // Level II holders are told, not waited for (MS-FSA 2.1.4.12: no acknowledgment).
+            for o in st.opens.iter_mut().filter(|o| o.oplock == level::II) {
+                o.oplock = level::NONE;
+                if let Some(target) = o.holder.clone() {
+                    notices.push(BreakNotice {
+                        target,
+                        level: level::NONE,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An oplock break acknowledgment (MS-SMB2 3.3.5.22.1) from `open`, moving to `new_level`.
+    /// Returns the level now held and the connections to nudge.
+    pub fn acknowledge_break(
+        &self,
+        open: &Open,
+        new_level: u8,
+    ) -> Result<(u8, Vec<ConnHandle>), NtStatus> {
+        let mut st = open.file.state();
+        let pb = match st.pending_break {
+            Some(pb) if pb.open_key == open.open_key => pb,
+            // No break in flight for this open.
+            _ => return Err(NtStatus::INVALID_OPLOCK_PROTOCOL),
+        };
+        if new_level > pb.to {
+            return Err(NtStatus::INVALID_OPLOCK_PROTOCOL);
+        }
+        if let Some(o) = st.opens.iter_mut().find(|o| o.open_key == open.open_key) {
+            o.oplock = new_level;
+        }
+        st.pending_break = None;
+        let waiters = std::mem::take(&mut st.waiters);
+        Ok((new_level, waiters))
+    }
+
+    /// Another open is about to change the file's data (WRITE, truncation, LOCK): level II
+    /// oplocks of other opens break to NONE, without acknowledgment (MS-FSA 2.1.4.12).
+    pub fn break_level2(&self, open: &Open) -> Vec<BreakNotice> {
+        let mut st = open.file.state();
+        let mut notices = Vec::new();
+        for o in st
+            .opens
+            .iter_mut()
+            .filter(|o| o.open_key != open.open_key && o.oplock == level::II)
+        {
+            o.oplock = level::NONE;
+            if let Some(target) = o.holder.clone() {
+                notices.push(BreakNotice {
+                    target,
+                    level: level::NONE,
+                });
+            }
+        }
+        notices
+    }
+
+    /// The oplock level `open` holds now.
+    pub fn oplock_level(&self, open: &Open) -> u8 {
+        open.file
+            .state()
+            .opens
+            .iter()
+            .find(|o| o.open_key == open.open_key)
+            .map_or(level::NONE, |o| o.oplock)
     }
 
     /// Undo a [`register`](Self::register) whose open was never built (CREATE failed later).
@@ -331,6 +574,12 @@ impl FileTable {
         let mut shard = self.shard(&open.file.key);
         let mut st = open.file.state();
         st.opens.retain(|o| o.open_key != open.open_key);
+        if st
+            .pending_break
+            .is_some_and(|pb| pb.open_key == open.open_key)
+        {
+            st.pending_break = None;
+        }
         let had_locks = st.locks.iter().any(|l| l.open_key == open.open_key);
         st.locks.retain(|l| l.open_key != open.open_key);
         if delete_on_close {
@@ -599,6 +848,8 @@ mod tests {
             open_key: 1,
             access,
             share_access,
+            oplock: level::NONE,
+            holder: None,
         };
         use access::*;
         // Readers sharing read: fine.
