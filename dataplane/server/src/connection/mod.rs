@@ -50,14 +50,29 @@ pub trait Environment {
 }
 
 /// A request parked until the state blocking it changes (MS-SMB2 3.3.4.2).
+///
+/// A request that goes async parks the rest of its compound chain with it: when it completes,
+/// the requests after it run (MS-SMB2 3.3.4.2 lets any request of a chain go async).
 struct AsyncWait {
     async_id: u64,
     message_id: u64,
     session_id: u64,
-    tree_id: u32,
-    encrypted: bool,
+    /// The session whose key decrypted the request, if it came encrypted.
+    encrypted_session: Option<u64>,
+    /// The parked request's header.
     header: Header,
-    msg: Vec<u8>,
+    /// The parked request and every request after it in its chain.
+    chain: Vec<u8>,
+    /// The compound context the parked request saw.
+    resume: CompoundState,
+}
+
+/// How running a chain of requests ended.
+#[derive(Debug, PartialEq, Eq)]
+enum ChainEnd {
+    Done,
+    /// A resumed request still waits; nothing was produced.
+    StillBlocked,
 }
 
 pub struct Connection {
@@ -80,6 +95,7 @@ pub struct Connection {
 }
 
 /// Per-PDU state carried from one compound element to the next (MS-SMB2 3.3.5.2.7.2).
+#[derive(Clone, Debug)]
 struct CompoundState {
     first: bool,
     session_id: u64,
@@ -87,6 +103,18 @@ struct CompoundState {
     file_id: Option<FileId>,
     /// A related request after a failed one fails the same way.
     failed: Option<NtStatus>,
+    /// Set when the next request is a parked one running again: its response is the final
+    /// async response with this AsyncId and grants no credits (its credits went with the
+    /// interim response).
+    resume_async_id: Option<u64>,
+    /// The request being processed is a resumed one.
+    resuming: bool,
+    /// The chain runs from a parked copy, not the receive buffer (so no zero-copy file I/O).
+    resumed_chain: bool,
+    /// The request just processed went async with this AsyncId.
+    parked: Option<u64>,
+    /// The resumed request is still blocked.
+    blocked_again: bool,
 }
 
 impl Default for CompoundState {
@@ -97,6 +125,11 @@ impl Default for CompoundState {
             tree_id: 0,
             file_id: None,
             failed: None,
+            resume_async_id: None,
+            resuming: false,
+            resumed_chain: false,
+            parked: None,
+            blocked_again: false,
         }
     }
 }
@@ -194,15 +227,26 @@ impl Connection {
         env: &mut dyn Environment,
         out: &mut Vec<Vec<u8>>,
     ) -> Result<(), Disconnect> {
+        self.run_chain(pdu, encrypted_session, CompoundState::default(), env, out)
+            .map(|_| ())
+    }
+
+    /// Process a chain of requests (one, or a compound) from `compound`'s context on.
+    fn run_chain(
+        &mut self,
+        pdu: &[u8],
+        encrypted_session: Option<u64>,
+        mut compound: CompoundState,
+        env: &mut dyn Environment,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<ChainEnd, Disconnect> {
         let encrypt_with = encrypted_session
             .and_then(|id| self.channels.get(&id))
             .map(|c| c.session.clone())
             .filter(|s| s.security.get().is_some_and(|sec| sec.encryptor.is_some()));
         let mut fb = FrameBuilder::new(encrypt_with.is_some());
         self.encrypt_with = encrypt_with.clone();
-        let mut compound = CompoundState::default();
         let mut offset = 0;
-        let pdu: &[u8] = pdu;
         for count in 0.. {
             if count >= MAX_COMPOUND_REQUESTS {
                 return Err(Disconnect("compound chain too long".into()));
@@ -221,7 +265,8 @@ impl Connection {
                 n => n,
             };
             let msg = &rest[..len];
-            let single = offset == 0 && hdr.next_command == 0;
+            let single = offset == 0 && hdr.next_command == 0 && !compound.resumed_chain;
+            let before = compound.clone();
             self.process(
                 &hdr,
                 msg,
@@ -232,6 +277,21 @@ impl Connection {
                 env,
                 out,
             )?;
+            if compound.blocked_again {
+                return Ok(ChainEnd::StillBlocked);
+            }
+            if let Some(async_id) = compound.parked.take() {
+                self.waits.push(AsyncWait {
+                    async_id,
+                    message_id: hdr.message_id,
+                    session_id: compound.session_id,
+                    encrypted_session,
+                    header: hdr.clone(),
+                    chain: pdu[offset..].to_vec(),
+                    resume: before,
+                });
+                break;
+            }
             if hdr.next_command == 0 {
                 break;
             }
@@ -240,7 +300,7 @@ impl Connection {
         if !fb.is_empty() {
             out.push(fb.finish(encrypt_with.as_deref()));
         }
-        Ok(())
+        Ok(ChainEnd::Done)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -267,13 +327,19 @@ impl Connection {
         } else {
             1
         };
-        self.credits.consume(hdr.message_id, charge).map_err(|_| {
-            Disconnect(format!(
-                "message id {} outside the credit window",
-                hdr.message_id
-            ))
-        })?;
-        let granted = self.credits.grant(hdr.credits, charge);
+        let resume = compound.resume_async_id.take();
+        compound.resuming = resume.is_some();
+        let granted = if resume.is_some() {
+            0
+        } else {
+            self.credits.consume(hdr.message_id, charge).map_err(|_| {
+                Disconnect(format!(
+                    "message id {} outside the credit window",
+                    hdr.message_id
+                ))
+            })?;
+            self.credits.grant(hdr.credits, charge)
+        };
 
         let mut rsp = Header {
             credit_charge: hdr.credit_charge,
@@ -286,6 +352,10 @@ impl Connection {
             session_id: hdr.session_id,
             ..Default::default()
         };
+        if let Some(async_id) = resume {
+            rsp.flags |= flags::ASYNC_COMMAND;
+            rsp.async_id = async_id;
+        }
 
         // MS-SMB2 3.3.5.2.5: with multi-credit requests, the charge must cover the payload.
         if dialect.is_some_and(|d| d >= smb3d_protocol::dialect::Dialect::Smb210) {
@@ -354,9 +424,17 @@ impl Connection {
         {
             self.channels.remove(&rsp.session_id);
         }
+        // A parked LOCK outlived by its session or tree ends with the status for an abandoned
+        // lock, not as a request on a session that never existed.
+        let abandoned = compound.resuming && command == Command::Lock;
         let Some(channel) = self.channels.get(&rsp.session_id) else {
             compound.failed = Some(NtStatus::INVALID_PARAMETER);
-            return self.error(fb, rsp, NtStatus::USER_SESSION_DELETED, None);
+            let status = if abandoned {
+                commands::lock::ABANDONED_STATUS
+            } else {
+                NtStatus::USER_SESSION_DELETED
+            };
+            return self.error(fb, rsp, status, None);
         };
         let session = channel.session.clone();
         let signer = channel.signer.clone();
@@ -445,7 +523,12 @@ impl Connection {
                 // Tree-scoped commands: MS-SMB2 3.3.5.2.11, the tree must exist in the session.
                 let Some(tree) = session.tree(rsp.tree_id) else {
                     compound.failed = Some(NtStatus::NETWORK_NAME_DELETED);
-                    return self.error(fb, rsp, NtStatus::NETWORK_NAME_DELETED, sign_with);
+                    let status = if abandoned {
+                        commands::lock::ABANDONED_STATUS
+                    } else {
+                        NtStatus::NETWORK_NAME_DELETED
+                    };
+                    return self.error(fb, rsp, status, sign_with);
                 };
                 if tree.encrypt && !encrypted {
                     return self.error(fb, rsp, NtStatus::ACCESS_DENIED, sign_with);
@@ -468,11 +551,12 @@ impl Connection {
                     &session,
                     &tree,
                     &mut compound.file_id,
+                    compound.resuming,
                 );
                 match result {
-                    Ok(reply) => self.finish_reply(
-                        reply, hdr, msg, rsp, sign_with, single, encrypted, fb, out, compound,
-                    ),
+                    Ok(reply) => {
+                        self.finish_reply(reply, msg, rsp, sign_with, single, fb, compound)
+                    }
                     Err(s) => {
                         if command == Command::Create {
                             compound.failed = Some(s);
@@ -492,6 +576,7 @@ impl Connection {
         session: &Arc<Session>,
         tree: &Arc<Tree>,
         file_id: &mut Option<FileId>,
+        resuming: bool,
     ) -> Result<Reply, NtStatus> {
         let req = Request { header: hdr, msg };
         let mut ctx = TreeCtx {
@@ -511,6 +596,8 @@ impl Connection {
             Command::Flush => commands::flush::handle(&req, &mut ctx),
             Command::Read => commands::read::handle(&req, &mut ctx),
             Command::Write => commands::write::handle(&req, &mut ctx),
+            // A parked LOCK whose handle has gone ends as MS-SMB2 3.3.5.14 asks.
+            Command::Lock if resuming => commands::lock::retry(&req, &mut ctx),
             Command::Lock => commands::lock::handle(&req, &mut ctx),
             Command::QueryDirectory => commands::query_directory::handle(&req, &mut ctx),
             Command::QueryInfo => commands::query_info::handle(&req, &mut ctx),
@@ -527,15 +614,12 @@ impl Connection {
     fn finish_reply(
         &mut self,
         reply: Reply,
-        hdr: &Header,
         msg: &[u8],
         rsp: Header,
         sign_with: Option<Arc<smb3d_protocol::crypto::Signer>>,
         single: bool,
-        encrypted: bool,
         fb: &mut FrameBuilder,
-        out: &mut Vec<Vec<u8>>,
-        _compound: &mut CompoundState,
+        compound: &mut CompoundState,
     ) -> Result<(), Disconnect> {
         match reply {
             Reply::Body { status, body } => self.respond(fb, rsp, status, &body, sign_with),
@@ -607,26 +691,23 @@ impl Connection {
                 }
             }
             Reply::WouldBlock => {
-                if !single || self.waits.len() >= MAX_ASYNC_WAITS {
-                    return self.error(fb, rsp, NtStatus::LOCK_NOT_GRANTED, sign_with);
+                if compound.resuming {
+                    // Still waiting: the interim response went out long ago.
+                    compound.blocked_again = true;
+                    return Ok(());
                 }
-                // MS-SMB2 3.3.4.2: answer STATUS_PENDING with an AsyncId now, the result later.
+                if self.waits.len() >= MAX_ASYNC_WAITS {
+                    return self.error(fb, rsp, NtStatus::INSUFFICIENT_RESOURCES, sign_with);
+                }
+                // MS-SMB2 3.3.4.2: answer STATUS_PENDING with an AsyncId now, the result later;
+                // the caller parks this request and the rest of its chain.
                 let async_id = self.next_async_id;
                 self.next_async_id += 1;
                 let mut interim = rsp.clone();
                 interim.flags |= flags::ASYNC_COMMAND;
                 interim.async_id = async_id;
                 self.error(fb, interim, NtStatus::PENDING, None)?;
-                self.waits.push(AsyncWait {
-                    async_id,
-                    message_id: hdr.message_id,
-                    session_id: rsp.session_id,
-                    tree_id: rsp.tree_id,
-                    encrypted,
-                    header: hdr.clone(),
-                    msg: msg.to_vec(),
-                });
-                let _ = out;
+                compound.parked = Some(async_id);
                 Ok(())
             }
         }
@@ -782,62 +863,35 @@ impl Connection {
         });
         if let Some(i) = found {
             let wait = self.waits.remove(i);
-            self.send_async_final(&wait, NtStatus::CANCELLED, &[], out);
+            self.send_async_final(&wait, NtStatus::CANCELLED, out);
         }
     }
 
-    /// Re-run parked requests whose blocking state may have changed. Called by the reactor on
-    /// its periodic tick.
-    pub fn poll_waits(&mut self, out: &mut Vec<Vec<u8>>) {
-        let mut i = 0;
-        while i < self.waits.len() {
-            let result = {
-                let w = &self.waits[i];
-                let session = self.channels.get(&w.session_id).map(|c| c.session.clone());
-                match session.and_then(|s| s.tree(w.tree_id).map(|t| (s, t))) {
-                    Some((session, tree)) => {
-                        let mut file_id = None;
-                        let req = Request {
-                            header: &w.header,
-                            msg: &w.msg,
-                        };
-                        let mut ctx = TreeCtx {
-                            server: &self.server,
-                            session: &session,
-                            tree: &tree,
-                            dialect: self
-                                .info
-                                .dialect
-                                .unwrap_or(smb3d_protocol::dialect::Dialect::Smb202),
-                            compound_file_id: &mut file_id,
-                            conn: self.handle,
-                        };
-                        match Command::from_u16(w.header.command) {
-                            Some(Command::Lock) => commands::lock::retry(&req, &mut ctx),
-                            // A CREATE parked behind an oplock break runs again from the start.
-                            Some(Command::Create) => commands::create::handle(&req, &mut ctx),
-                            _ => Err(NtStatus::INTERNAL_ERROR),
-                        }
-                    }
-                    None => Err(commands::lock::ABANDONED_STATUS),
-                }
-            };
-            match result {
-                Ok(Reply::WouldBlock) => i += 1,
-                Ok(Reply::Body { status, body }) => {
-                    let wait = self.waits.remove(i);
-                    self.send_async_final(&wait, status, &body, out);
-                }
-                Ok(_) => {
-                    let wait = self.waits.remove(i);
-                    self.send_async_final(&wait, NtStatus::INTERNAL_ERROR, &[], out);
-                }
-                Err(s) => {
-                    let wait = self.waits.remove(i);
-                    self.send_async_final(&wait, s, &[], out);
-                }
+    /// Re-run parked requests whose blocking state may have changed: on the reactor's tick, and
+    /// when another thread nudges this connection. A request that completes sends its final
+    /// response, followed by the responses of the rest of its chain.
+    pub fn poll_waits(
+        &mut self,
+        env: &mut dyn Environment,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<(), Disconnect> {
+        for wait in std::mem::take(&mut self.waits) {
+            let mut compound = wait.resume.clone();
+            compound.resume_async_id = Some(wait.async_id);
+            compound.resumed_chain = true;
+            let mut frames = Vec::new();
+            match self.run_chain(
+                &wait.chain,
+                wait.encrypted_session,
+                compound,
+                env,
+                &mut frames,
+            )? {
+                ChainEnd::StillBlocked => self.waits.push(wait),
+                ChainEnd::Done => out.append(&mut frames),
             }
         }
+        Ok(())
     }
 
     /// File I/O queued by the last `handle_pdu`; WRITE payload ranges are relative to that PDU.
@@ -849,17 +903,13 @@ impl Connection {
         !self.waits.is_empty()
     }
 
-    fn send_async_final(
-        &mut self,
-        wait: &AsyncWait,
-        status: NtStatus,
-        body: &[u8],
-        out: &mut Vec<Vec<u8>>,
-    ) {
+    /// The final response of a parked request that ends without running again (cancelled).
+    fn send_async_final(&mut self, wait: &AsyncWait, status: NtStatus, out: &mut Vec<Vec<u8>>) {
         let channel = self.channels.get(&wait.session_id);
         let session = channel.map(|c| c.session.clone());
         let security = session.as_ref().and_then(|s| s.security.get());
-        let sign_with = if !wait.encrypted
+        let encrypted = wait.encrypted_session.is_some();
+        let sign_with = if !encrypted
             && (wait.header.is_signed() || security.is_some_and(|s| s.signing_required))
         {
             channel.and_then(|c| c.signer.clone())
@@ -877,16 +927,11 @@ impl Connection {
             session_id: wait.session_id,
             ..Default::default()
         };
-        let encrypt_with = session.filter(|s| {
-            wait.encrypted && s.security.get().is_some_and(|sec| sec.encryptor.is_some())
-        });
+        let encrypt_with = session
+            .filter(|s| encrypted && s.security.get().is_some_and(|sec| sec.encryptor.is_some()));
         let mut fb = FrameBuilder::new(encrypt_with.is_some());
         let start = fb.begin(&rsp);
-        if status.is_error() || body.is_empty() {
-            error::encode(fb.buf());
-        } else {
-            fb.buf().extend_from_slice(body);
-        }
+        error::encode(fb.buf());
         fb.end(start, sign_with);
         out.push(fb.finish(encrypt_with.as_deref()));
     }

@@ -304,11 +304,7 @@ pub fn run(
                         }
                         match msg {
                             ReactorMsg::Send { frame, .. } => c.sendq.push_back(frame),
-                            ReactorMsg::Kick { .. } => {
-                                let mut out = Vec::new();
-                                c.conn.poll_waits(&mut out);
-                                c.sendq.extend(out);
-                            }
+                            ReactorMsg::Kick { .. } => poll_waits(c, &mut env),
                         }
                         arm_send(&mut ring, c, idx)?;
                     }
@@ -319,9 +315,7 @@ pub fn run(
                     for (idx, c) in conns.iter_mut().enumerate() {
                         let Some(c) = c.as_mut() else { continue };
                         if c.conn.has_waits() && !c.closing {
-                            let mut out = Vec::new();
-                            c.conn.poll_waits(&mut out);
-                            c.sendq.extend(out);
+                            poll_waits(c, &mut env);
                             arm_send(&mut ring, c, idx)?;
                         }
                     }
@@ -361,6 +355,17 @@ pub fn run(
                 }
             }
         }
+    }
+}
+
+/// Re-run a connection's parked requests; queue what they answer.
+fn poll_waits(c: &mut Conn, env: &mut ReactorEnv) {
+    let mut out = Vec::new();
+    let result = c.conn.poll_waits(env, &mut out);
+    c.sendq.extend(out);
+    if let Err(why) = result {
+        warn!(peer = %c.conn.peer, reason = %why.0, "closing connection");
+        c.closing = true;
     }
 }
 
