@@ -545,7 +545,6 @@ impl Connection {
                     };
                 }
                 let result = self.run_tree_command(
-                    command,
                     hdr,
                     msg,
                     &session,
@@ -570,7 +569,6 @@ impl Connection {
 
     fn run_tree_command(
         &self,
-        command: Command,
         hdr: &Header,
         msg: &[u8],
         session: &Arc<Session>,
@@ -589,6 +587,9 @@ impl Connection {
                 .unwrap_or(smb3d_protocol::dialect::Dialect::Smb202),
             compound_file_id: file_id,
             conn: self.handle,
+        };
+        let Some(command) = Command::from_u16(hdr.command) else {
+            return Err(NtStatus::INVALID_PARAMETER);
         };
         match command {
             Command::Create => commands::create::handle(&req, &mut ctx),
