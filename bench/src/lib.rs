@@ -1,0 +1,3 @@
+//! smb3bench: an fio-like SMB 3.1.1 load generator that speaks the protocol itself.
+
+pub mod client;
