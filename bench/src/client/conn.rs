@@ -289,8 +289,15 @@ pub fn is_interim(r: &Response) -> bool {
 
 impl Sender {
     /// Frame, protect and send `req`; returns its message id.
-    pub fn send(&mut self, mut req: Request) -> Result<u64> {
+    pub fn send(&mut self, req: Request) -> Result<u64> {
+        self.send_registered(req, |_| {})
+    }
+
+    /// Like [`Sender::send`], calling `register` with the message id before the request goes
+    /// out (so the response cannot overtake the bookkeeping).
+    pub fn send_registered(&mut self, mut req: Request, register: impl FnOnce(u64)) -> Result<u64> {
         let message_id = self.credits.acquire(req.credit_charge)?;
+        register(message_id);
         let sec = &self.security;
         let header = Header {
             credit_charge: req.credit_charge,
