@@ -41,6 +41,8 @@ pub struct Session {
     pub negotiated: msgs::NegotiateReply,
     pub signing: SigningAlgorithm,
     pub cipher: Option<Cipher>,
+    /// Every channel of the session uses the same ClientGuid (Samba routes by it).
+    client_guid: [u8; 16],
     session_signer: Arc<Signer>,
     encrypt: bool,
     encryptor: Option<Arc<Encryptor>>,
@@ -48,7 +50,11 @@ pub struct Session {
     sign_requests: bool,
 }
 
-const CLIENT_CAPS: u32 = capabilities::DFS | capabilities::LARGE_MTU | capabilities::MULTI_CHANNEL;
+/// Samba picks a cipher only for clients that announce SMB2_GLOBAL_CAP_ENCRYPTION.
+const CLIENT_CAPS: u32 = capabilities::DFS
+    | capabilities::LARGE_MTU
+    | capabilities::MULTI_CHANNEL
+    | capabilities::ENCRYPTION;
 
 fn now_filetime() -> u64 {
     let since_unix = std::time::SystemTime::now()
@@ -63,23 +69,18 @@ pub fn negotiate(
     opts: &LoginOptions,
     client_guid: [u8; 16],
 ) -> Result<Negotiated> {
-    let mut ciphers = vec![
-        Cipher::Aes128Gcm,
-        Cipher::Aes256Gcm,
-        Cipher::Aes128Ccm,
-        Cipher::Aes256Ccm,
-    ];
-    if let Some(c) = opts.encrypt {
-        ciphers.retain(|x| *x != c);
-        ciphers.insert(0, c);
-    }
-    let mut algs = vec![
-        SigningAlgorithm::AesGmac,
-        SigningAlgorithm::AesCmac,
-        SigningAlgorithm::HmacSha256,
-    ];
-    algs.retain(|a| *a != opts.signing);
-    algs.insert(0, opts.signing);
+    // Servers pick by their own preference: to measure one cipher, offer only that one.
+    let ciphers = match opts.encrypt {
+        Some(c) => vec![c],
+        None => vec![
+            Cipher::Aes128Gcm,
+            Cipher::Aes256Gcm,
+            Cipher::Aes128Ccm,
+            Cipher::Aes256Ccm,
+        ],
+    };
+    // Likewise for signing: offer the chosen algorithm only.
+    let algs = [opts.signing];
     let offer = msgs::NegotiateOffer {
         security_mode: security_mode::SIGNING_ENABLED,
         capabilities: CLIENT_CAPS,
@@ -202,6 +203,7 @@ pub fn login(addr: SocketAddr, unc: &str, opts: &LoginOptions) -> Result<Session
         negotiated: neg.reply,
         signing,
         cipher,
+        client_guid,
         session_signer: signer,
         encrypt: opts.encrypt.is_some() || encrypt_session,
         encryptor,
@@ -216,6 +218,8 @@ pub fn login(addr: SocketAddr, unc: &str, opts: &LoginOptions) -> Result<Session
     let sec = s.security_for(s.session_signer.clone());
     s.conn.set_security(sec);
     let mut req = Request::new(Command::TreeConnect, 0);
+    // MS-SMB2 3.2.4.1.1: with 3.1.1 the client signs TREE_CONNECT even when signing is optional.
+    req.flags = smb3d_protocol::header::flags::SIGNED;
     msgs::encode_tree_connect(unc, &mut req.msg);
     let resp = s.conn.call_ok(req)?;
     let share_flags = msgs::decode_tree_connect(&resp.msg)?;
@@ -257,7 +261,7 @@ impl Session {
     /// channel's signing key derived from the bind's own preauth hash.
     pub fn bind(&self, addr: SocketAddr, opts: &LoginOptions) -> Result<Conn> {
         let mut conn = Conn::connect(addr)?;
-        let neg = negotiate(&mut conn, opts, rand::random())?;
+        let neg = negotiate(&mut conn, opts, self.client_guid)?;
         if neg.reply.cipher != self.cipher || neg.reply.signing_algorithm != Some(self.signing) {
             return Err(Error::Protocol(
                 "second connection negotiated different algorithms".into(),
