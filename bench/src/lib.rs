@@ -3,5 +3,6 @@
 pub mod client;
 pub mod hist;
 pub mod job;
+pub mod json;
 pub mod report;
 pub mod run;
