@@ -1,0 +1,271 @@
+//! smb3bench command line. See `smb3bench --help`.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+
+use smb3bench::client::ntlm::Credentials;
+use smb3bench::client::session::LoginOptions;
+use smb3bench::job::{parse_job_file, JobSpec};
+use smb3bench::report;
+use smb3bench::run::{run_job, Target};
+use smb3d_protocol::dialect::{Cipher, SigningAlgorithm};
+
+const HELP: &str = "\
+smb3bench: an fio-like SMB 3.1.1 load generator that speaks the protocol itself.
+
+Usage:
+  smb3bench //HOST[:PORT]/SHARE --user NAME --password-file FILE [options] [JOBFILE]
+
+Connection:
+  --user NAME             user name (NTLMv2)
+  --password-file FILE    file holding the password (first line)
+  --domain NAME           domain for NTLMv2 (default: empty)
+  --sign                  sign every request (the server may require it anyway)
+  --signing ALG           aes-gmac (default), aes-cmac or hmac-sha256: offered first; implies --sign
+  --encrypt               encrypt every message (cipher from --cipher, default aes-128-gcm)
+  --cipher C              aes-128-gcm, aes-256-gcm, aes-128-ccm or aes-256-ccm; implies --encrypt
+  --channels N            channels per job (multichannel session binding, default 1); falls
+                          back to 1 with a note if the server lacks SMB2_GLOBAL_CAP_MULTI_CHANNEL
+  --connect A[,A...]      addresses (IP:PORT) for the extra channels; default: the server's
+                          FSCTL_QUERY_NETWORK_INTERFACE_INFO addresses with the target's port
+  --output-format F       normal (default) or json (shaped like fio's)
+  --job-file FILE         fio job file ([global] and [job] sections); also as last argument.
+                          Options given on the command line act as [global] defaults.
+
+Job options (fio names, --key VALUE or --key=VALUE):
+  --name NAME             job name (default: job)
+  --rw MODE               read, write, randread, randwrite, rw (readwrite), randrw,
+                          create (open/close/delete rate), stat, dirlist, echo
+  --bs SIZE               block size, e.g. 4k, 1M (default 4k)
+  --iodepth N             outstanding requests per channel (default 1)
+  --size SIZE             bytes per file (default 64M)
+  --runtime TIME          stop after this long (e.g. 10, 500ms, 1m)
+  --time_based            loop over the files until runtime is reached
+  --numjobs N, --files N  files (data jobs: one per numjobs; stat/dirlist: directory population)
+  --rwmixread PCT         reads in mixed jobs (default 50)
+  --verify                write a pattern, check it on read (read jobs lay the files out first;
+                          write jobs read everything back after the run)
+  --number_ios N          stop after N operations (metadata/echo jobs default to 1000)
+
+Files are named smb3bench.JOBNAME.N in the share root (kept, like fio's); metadata jobs use the
+directory smb3bench.JOBNAME.d, removed afterwards. Server errors are reported by NTSTATUS name.
+
+Example:
+  smb3bench //127.0.0.1:4455/share --user u --password-file pw --rw read --bs 1M \\
+      --iodepth 16 --channels 4 --size 1G --runtime 10 --output-format json
+";
+
+struct Cli {
+    target: String,
+    user: Option<String>,
+    password_file: Option<String>,
+    domain: String,
+    sign: bool,
+    signing: SigningAlgorithm,
+    encrypt: bool,
+    cipher: Cipher,
+    connect: Vec<SocketAddr>,
+    json: bool,
+    job_file: Option<String>,
+    base: JobSpec,
+}
+
+const BOOL_JOB_KEYS: &[&str] = &["verify", "time_based"];
+
+fn parse_cli(args: &[String]) -> Result<Cli, String> {
+    let mut cli = Cli {
+        target: String::new(),
+        user: None,
+        password_file: None,
+        domain: String::new(),
+        sign: false,
+        signing: SigningAlgorithm::AesGmac,
+        encrypt: false,
+        cipher: Cipher::Aes128Gcm,
+        connect: Vec::new(),
+        json: false,
+        job_file: None,
+        base: JobSpec::default(),
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        let Some(opt) = arg.strip_prefix("--") else {
+            if arg.starts_with("//") && cli.target.is_empty() {
+                cli.target = arg.clone();
+            } else if cli.job_file.is_none() {
+                cli.job_file = Some(arg.clone());
+            } else {
+                return Err(format!("unexpected argument '{arg}'"));
+            }
+            continue;
+        };
+        let (key, inline) = match opt.split_once('=') {
+            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+            None => (opt.to_string(), None),
+        };
+        let is_flag = matches!(key.as_str(), "sign" | "encrypt" | "help")
+            || BOOL_JOB_KEYS.contains(&key.replace('-', "_").as_str());
+        let value = match (inline, is_flag) {
+            (Some(v), _) => v,
+            (None, true) => "1".to_string(),
+            (None, false) => {
+                let v = args
+                    .get(i)
+                    .ok_or_else(|| format!("--{key} needs a value"))?;
+                i += 1;
+                v.clone()
+            }
+        };
+        match key.as_str() {
+            "help" => return Err(String::new()),
+            "user" => cli.user = Some(value),
+            "password-file" => cli.password_file = Some(value),
+            "domain" => cli.domain = value,
+            "sign" => cli.sign = value != "0",
+            "signing" => {
+                cli.sign = true;
+                cli.signing = match value.as_str() {
+                    "aes-gmac" => SigningAlgorithm::AesGmac,
+                    "aes-cmac" => SigningAlgorithm::AesCmac,
+                    "hmac-sha256" => SigningAlgorithm::HmacSha256,
+                    _ => return Err(format!("unknown signing algorithm '{value}'")),
+                }
+            }
+            "encrypt" => cli.encrypt = value != "0",
+            "cipher" => {
+                cli.encrypt = true;
+                cli.cipher = match value.as_str() {
+                    "aes-128-gcm" => Cipher::Aes128Gcm,
+                    "aes-256-gcm" => Cipher::Aes256Gcm,
+                    "aes-128-ccm" => Cipher::Aes128Ccm,
+                    "aes-256-ccm" => Cipher::Aes256Ccm,
+                    _ => return Err(format!("unknown cipher '{value}'")),
+                }
+            }
+            "connect" => {
+                for a in value.split(',') {
+                    cli.connect.push(
+                        a.parse()
+                            .map_err(|_| format!("--connect: '{a}' is not IP:PORT"))?,
+                    );
+                }
+            }
+            "output-format" => {
+                cli.json = match value.as_str() {
+                    "json" => true,
+                    "normal" => false,
+                    _ => return Err(format!("unknown output format '{value}'")),
+                }
+            }
+            "job-file" => cli.job_file = Some(value),
+            _ => cli.base.set(&key, &value)?,
+        }
+    }
+    if cli.target.is_empty() {
+        return Err("missing //HOST[:PORT]/SHARE".into());
+    }
+    Ok(cli)
+}
+
+/// `//HOST[:PORT]/SHARE` to a socket address and the `\\HOST\SHARE` tree path.
+fn parse_target(t: &str) -> Result<(SocketAddr, String), String> {
+    let rest = t.strip_prefix("//").ok_or("target must start with //")?;
+    let (hostport, share) = rest
+        .split_once('/')
+        .filter(|(_, s)| !s.is_empty() && !s.contains('/'))
+        .ok_or("target must be //HOST[:PORT]/SHARE")?;
+    let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
+        let (h, p) = h.split_once(']').ok_or("bad [IPv6] host")?;
+        (
+            h.to_string(),
+            p.strip_prefix(':').unwrap_or("445").to_string(),
+        )
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.to_string()),
+            None => (hostport.to_string(), "445".to_string()),
+        }
+    };
+    let port: u16 = port.parse().map_err(|_| format!("bad port '{port}'"))?;
+    let addr = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("cannot resolve {host}"))?;
+    Ok((addr, format!("\\\\{host}\\{share}")))
+}
+
+fn setup(args: &[String]) -> Result<(Target, Vec<JobSpec>, bool, String), String> {
+    let cli = parse_cli(args)?;
+    let (addr, unc) = parse_target(&cli.target)?;
+    let user = cli.user.ok_or("--user is required")?;
+    let pw_file = cli.password_file.ok_or("--password-file is required")?;
+    let password =
+        std::fs::read_to_string(&pw_file).map_err(|e| format!("cannot read {pw_file}: {e}"))?;
+    let password = password.lines().next().unwrap_or("").to_string();
+    let jobs = match &cli.job_file {
+        Some(f) => {
+            let text = std::fs::read_to_string(f).map_err(|e| format!("cannot read {f}: {e}"))?;
+            parse_job_file(&text, &cli.base).map_err(|e| format!("{f}: {e}"))?
+        }
+        None => {
+            cli.base.validate()?;
+            vec![cli.base.clone()]
+        }
+    };
+    use std::io::IsTerminal;
+    let target = Target {
+        addr,
+        unc,
+        connect: cli.connect,
+        login: LoginOptions {
+            creds: Credentials {
+                user,
+                domain: cli.domain,
+                password,
+            },
+            sign: cli.sign,
+            encrypt: cli.encrypt.then_some(cli.cipher),
+            signing: cli.signing,
+        },
+        progress: !cli.json && std::io::stderr().is_terminal(),
+    };
+    Ok((target, jobs, cli.json, cli.target))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() || args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{HELP}");
+        return if args.is_empty() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let (target, jobs, json, target_name) = match setup(&args) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("smb3bench: {e}\n(see smb3bench --help)");
+            return ExitCode::from(2);
+        }
+    };
+    let mut results = Vec::new();
+    for job in &jobs {
+        let r = run_job(&target, job);
+        if !json {
+            print!("{}", report::text(std::slice::from_ref(&r)));
+        }
+        results.push(r);
+    }
+    if json {
+        print!("{}", report::json(&results, &target_name));
+    }
+    if results.iter().any(|r| r.error.is_some()) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
