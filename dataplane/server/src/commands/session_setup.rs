@@ -186,7 +186,8 @@ fn new_pending(ctx: &SessionSetupCtx, existing: Option<Arc<Session>>) -> Pending
     }
 }
 
-/// A signer over Session.SigningKey (MS-SMB2 3.3.1.8).
+/// A signer over Session.SigningKey with the session's algorithm (MS-SMB2 3.3.1.8): channels of
+/// a session sign as the session does, whatever their own connection negotiated.
 pub fn session_signer(session: &Session) -> Option<Arc<Signer>> {
     let sec = session.security.get()?;
     Some(Arc::new(Signer::new(
@@ -203,15 +204,16 @@ fn check_bind(
     dialect: Dialect,
     ctx: &SessionSetupCtx,
 ) -> Result<Arc<Session>, NtStatus> {
-    // Multichannel needs 3.x and must be on.
-    if !dialect.is_smb3() || !ctx.server.config.multichannel {
+    if !ctx.server.config.multichannel {
         return Err(NtStatus::REQUEST_NOT_ACCEPTED);
     }
-    let session = ctx
-        .server
-        .sessions
-        .get(session_id)
-        .ok_or(NtStatus::USER_SESSION_DELETED)?;
+    let Some(session) = ctx.server.sessions.get(session_id) else {
+        return Err(if dialect.is_smb3() {
+            NtStatus::USER_SESSION_DELETED
+        } else {
+            NtStatus::REQUEST_NOT_ACCEPTED
+        });
+    };
     if session.is_logged_off() {
         return Err(NtStatus::USER_SESSION_DELETED);
     }
@@ -231,12 +233,22 @@ fn check_bind(
             NtStatus::ACCESS_DENIED
         });
     }
-    if sec.dialect != dialect {
-        return Err(NtStatus::INVALID_PARAMETER);
+    // AES-GMAC on one side only: refused before anything else, with the statuses Windows uses
+    // (smbtorture smb2.session.bind_negative_smb3sign*: GtoX out of sequence, XtoG not supported).
+    let conn_alg = ctx.info.signing_algorithm;
+    if sec.signing_algorithm == SigningAlgorithm::AesGmac && conn_alg != SigningAlgorithm::AesGmac {
+        return Err(NtStatus::REQUEST_OUT_OF_SEQUENCE);
     }
-    if dialect == Dialect::Smb311
-        && (sec.signing_algorithm != ctx.info.signing_algorithm || sec.cipher != ctx.info.cipher)
-    {
+    if conn_alg == SigningAlgorithm::AesGmac && sec.signing_algorithm != SigningAlgorithm::AesGmac {
+        return Err(NtStatus::NOT_SUPPORTED);
+    }
+    // MS-SMB2 3.3.5.5.2: multichannel needs 3.x on this connection, in the session's dialect
+    // and with its cipher. HMAC-SHA256 and AES-CMAC may differ: the channel signs with the
+    // session's algorithm.
+    if !dialect.is_smb3() {
+        return Err(NtStatus::REQUEST_NOT_ACCEPTED);
+    }
+    if sec.dialect != dialect || (dialect == Dialect::Smb311 && sec.cipher != ctx.info.cipher) {
         return Err(NtStatus::INVALID_PARAMETER);
     }
     if !signed {
@@ -407,7 +419,7 @@ fn complete_bind(
     // "SMBSigningKey", this connection's preauth hash of NEGOTIATE and this SESSION_SETUP).
     let preauth = (dialect == Dialect::Smb311).then_some(preauth);
     let keys = derive_session_keys(dialect, sec.cipher, session_key, preauth);
-    let signer = Arc::new(Signer::new(sec.signing_algorithm, &keys.signing));
+    let signer = Arc::new(Signer::new(ctx.info.signing_algorithm, &keys.signing));
     let mut flags = 0;
     if sec.encrypt_data {
         flags |= session_flags::ENCRYPT_DATA;

@@ -407,6 +407,24 @@ impl Connection {
         compound.tree_id = rsp.tree_id;
 
         if command == Command::SessionSetup {
+            // Re-authenticating a session this connection carries must be signed with the
+            // channel's key (MS-SMB2 3.3.5.2.4); a binding request is checked by the handler.
+            let binding = msg.get(HEADER_BYTES + 2).is_some_and(|f| f & 0x01 != 0);
+            if let Some(channel) = self
+                .channels
+                .get(&rsp.session_id)
+                .filter(|_| !binding && !encrypted)
+            {
+                let bad =
+                    hdr.is_signed() && !channel.signer.as_ref().is_some_and(|s| s.verify(msg));
+                if bad {
+                    warn!(
+                        session = rsp.session_id,
+                        "re-authentication not signed with the channel key"
+                    );
+                    return self.error(fb, rsp, NtStatus::ACCESS_DENIED, None);
+                }
+            }
             return self.session_setup(msg, rsp, env, fb, compound);
         }
         if command == Command::Echo && rsp.session_id == 0 {
@@ -434,7 +452,15 @@ impl Connection {
             } else {
                 NtStatus::USER_SESSION_DELETED
             };
-            return self.error(fb, rsp, status, None);
+            // A session that exists but is not bound here: the error is signed with its key so
+            // the client can trust it (MS-SMB2 3.3.4.1.1; Samba bug 14512).
+            let sign_with = self
+                .server
+                .sessions
+                .get(rsp.session_id)
+                .filter(|sess| hdr.is_signed() && !sess.is_anonymous() && !sess.is_logged_off())
+                .and_then(|sess| commands::session_setup::session_signer(&sess));
+            return self.error(fb, rsp, status, sign_with);
         };
         let session = channel.session.clone();
         let signer = channel.signer.clone();
