@@ -381,6 +381,9 @@ fn complete(
         encrypt_data,
         "session established"
     );
+    if req.previous_session_id != 0 && req.previous_session_id != session_id {
+        end_previous_session(ctx.server, req.previous_session_id, &identity);
+    }
     let mut body = Vec::new();
     session_setup::encode_response(flags, &token, &mut body);
     // MS-SMB2 3.3.5.5.3: 3.x signs the final response; 2.x signs when signing is in force.
@@ -445,4 +448,20 @@ fn complete_bind(
         body,
         sign_with: Some(signer),
     })
+}
+
+/// MS-SMB2 3.3.5.5.3: a client reconnecting names its previous session; if the same user owns
+/// it, that session ends now (with its opens) instead of lingering until its connection times out.
+fn end_previous_session(server: &ServerState, previous_id: u64, identity: &Identity) {
+    let Some(previous) = server.sessions.get(previous_id) else {
+        return;
+    };
+    if *previous.identity.lock().unwrap() != *identity || *identity == Identity::Anonymous {
+        return;
+    }
+    info!(previous_id, "previous session ended by reconnect");
+    previous.mark_logged_off();
+    for (open, share) in super::logoff::logoff(&previous, server) {
+        super::close::close_open(server, &share, &open);
+    }
 }
