@@ -616,6 +616,13 @@ impl FileTable {
         open.file.state().delete_pending
     }
 
+    /// Whether some open of the file of `key` was granted any of the `access` bits.
+    pub fn has_open_with_access(&self, key: FileKey, access: u32) -> bool {
+        self.shard(&key)
+            .get(&key)
+            .is_some_and(|f| f.state().opens.iter().any(|o| o.access & access != 0))
+    }
+
     /// How many opens the file of `key` has (0 when none).
     pub fn open_count(&self, key: FileKey) -> usize {
         self.shard(&key)
@@ -901,6 +908,30 @@ mod tests {
         assert_eq!(check_range(u64::MAX, 2), Err(NtStatus::INVALID_LOCK_RANGE));
         assert_eq!(check_range(u64::MAX, 1), Ok(()));
         assert_eq!(check_range(u64::MAX, 0), Ok(()));
+    }
+
+    const KEY: FileKey = FileKey {
+        device: 1,
+        inode: 42,
+    };
+    #[test]
+    fn open_access_is_visible_by_key() {
+        let table = FileTable::new();
+        let mut notices = Vec::new();
+        assert!(!table.has_open_with_access(KEY, access::DELETE));
+        let reg = table
+            .register(
+                KEY,
+                access::DELETE | access::FILE_READ_DATA,
+                share::ALL,
+                &OplockRequest::none(),
+                &mut notices,
+            )
+            .unwrap();
+        assert!(table.has_open_with_access(KEY, access::DELETE));
+        assert!(!table.has_open_with_access(KEY, access::FILE_WRITE_DATA));
+        table.cancel(reg);
+        assert!(!table.has_open_with_access(KEY, access::DELETE));
     }
 
     fn lock(open_key: u64, offset: u64, length: u64, exclusive: bool) -> ByteRangeLock {
