@@ -63,12 +63,14 @@ fn set_file(ctx: &TreeCtx, open: &Open, s: &SetInfoRequest) -> Result<(), NtStat
     match c {
         class::BASIC => set_basic(ctx, open, &fi::BasicInformation::decode(b)?),
         class::END_OF_FILE => {
-            let r = set_end_of_file(open, fi::EndOfFileInformation::decode(b)?);
-            note_change(ctx, open, r)
+            let e = fi::EndOfFileInformation::decode(b)?;
+            break_level2(ctx, open);
+            note_change(ctx, open, set_end_of_file(open, e))
         }
         class::ALLOCATION => {
-            let r = set_allocation(open, fi::AllocationInformation::decode(b)?);
-            note_change(ctx, open, r)
+            let a = fi::AllocationInformation::decode(b)?;
+            break_level2(ctx, open);
+            note_change(ctx, open, set_allocation(open, a))
         }
         class::DISPOSITION => {
             let d = fi::DispositionInformation::decode(b)?;
@@ -90,6 +92,12 @@ fn set_file(ctx: &TreeCtx, open: &Open, s: &SetInfoRequest) -> Result<(), NtStat
         class::LINK => Err(NtStatus::NOT_SUPPORTED),
         _ => Err(NtStatus::INVALID_INFO_CLASS),
     }
+}
+
+/// MS-FSA 2.1.5.14.1/2.1.5.14.4 (via 2.1.4.12): a size change breaks every level II oplock
+/// on the file to NONE (smbtorture smb2.oplock.batch11/batch12).
+fn break_level2(ctx: &TreeCtx, open: &Open) {
+    crate::oplock::send_breaks(ctx.server, ctx.server.files.break_level2(open));
 }
 
 /// MS-FSCC 2.4.7: 0 leaves a time unchanged; -1 and -2 turn automatic updates off and back

@@ -210,6 +210,24 @@ impl FileState {
         }
     }
 
+    /// MS-FSA 2.1.4.12: an operation that changes the data (write, size change, byte-range
+    /// lock) breaks every level II oplock on the file to NONE, the caller's own included (the
+    /// client's cache of the data is stale either way; Windows and Samba send this "self
+    /// break" too, smbtorture smb2.oplock.batch1/brl1). Level II breaks need no acknowledgment.
+    fn break_level2(&mut self) -> Vec<BreakNotice> {
+        let mut notices = Vec::new();
+        for o in self.opens.iter_mut().filter(|o| o.oplock == level::II) {
+            o.oplock = level::NONE;
+            if let Some(target) = o.holder.clone() {
+                notices.push(BreakNotice {
+                    target,
+                    level: level::NONE,
+                });
+            }
+        }
+        notices
+    }
+
     /// The level a new open gets once no break is needed (MS-SMB2 3.3.5.9.8 with MS-FSA
     /// 2.1.5.17.2): exclusive/batch only alone on the file, level II beside level II/none.
     fn grantable(&self, requested: u8) -> u8 {
@@ -522,25 +540,11 @@ impl FileTable {
         Ok((new_level, waiters))
     }
 
-    /// Another open is about to change the file's data (WRITE, truncation, LOCK): level II
-    /// oplocks of other opens break to NONE, without acknowledgment (MS-FSA 2.1.4.12).
+    /// `open` is about to change the file's data or size (WRITE, SET_INFO end-of-file or
+    /// allocation, byte-range LOCK): every level II oplock on the file breaks to NONE, without
+    /// acknowledgment (MS-FSA 2.1.4.12).
     pub fn break_level2(&self, open: &Open) -> Vec<BreakNotice> {
-        let mut st = open.file.state();
-        let mut notices = Vec::new();
-        for o in st
-            .opens
-            .iter_mut()
-            .filter(|o| o.open_key != open.open_key && o.oplock == level::II)
-        {
-            o.oplock = level::NONE;
-            if let Some(target) = o.holder.clone() {
-                notices.push(BreakNotice {
-                    target,
-                    level: level::NONE,
-                });
-            }
-        }
-        notices
+        open.file.state().break_level2()
     }
 
     /// The oplock level `open` holds now.
@@ -967,6 +971,46 @@ mod tests {
         assert_eq!(notices.len(), 1);
         assert_eq!(notices[0].level, level::NONE);
         assert_eq!(notices[0].target.file_id.volatile, 1);
+    }
+
+    #[test]
+    fn level2_break_reaches_every_level2_holder() {
+        let table = FileTable::new();
+        let mut notices = Vec::new();
+        let rw = access::FILE_READ_DATA | access::FILE_WRITE_DATA;
+        let a = table
+            .register(
+                KEY,
+                rw,
+                share::ALL,
+                &oplock_request(level::II, 1),
+                &mut notices,
+            )
+            .unwrap();
+        let b = table
+            .register(
+                KEY,
+                rw,
+                share::ALL,
+                &oplock_request(level::II, 2),
+                &mut notices,
+            )
+            .unwrap();
+        let c = table
+            .register(KEY, rw, share::ALL, &OplockRequest::none(), &mut notices)
+            .unwrap();
+        assert_eq!((a.oplock_level, b.oplock_level), (level::II, level::II));
+        assert_eq!(c.oplock_level, level::NONE);
+        assert!(notices.is_empty());
+
+        // Whichever open writes, both level II holders (the writer's own included) are told.
+        let breaks = a.file.state().break_level2();
+        let mut told: Vec<u64> = breaks.iter().map(|n| n.target.file_id.volatile).collect();
+        told.sort_unstable();
+        assert_eq!(told, [1, 2]);
+        assert!(breaks.iter().all(|n| n.level == level::NONE));
+        // Already broken: a second write tells nobody.
+        assert!(a.file.state().break_level2().is_empty());
     }
 
     #[test]
