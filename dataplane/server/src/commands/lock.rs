@@ -35,6 +35,9 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
         }
     } else {
         let ranges = lock_ranges(&r.locks)?;
+        // MS-FSA 2.1.5.7 (via 2.1.4.12): taking a byte-range lock breaks every level II
+        // oplock on the file to NONE, the locker's own too (smbtorture smb2.oplock.brl1/brl3).
+        crate::oplock::send_breaks(ctx.server, files.break_level2(&open));
         let blocking = r
             .locks
             .iter()

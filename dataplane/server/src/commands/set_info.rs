@@ -63,12 +63,14 @@ fn set_file(ctx: &TreeCtx, open: &Open, s: &SetInfoRequest) -> Result<(), NtStat
     match c {
         class::BASIC => set_basic(ctx, open, &fi::BasicInformation::decode(b)?),
         class::END_OF_FILE => {
-            let r = set_end_of_file(open, fi::EndOfFileInformation::decode(b)?);
-            note_change(ctx, open, r)
+            let e = fi::EndOfFileInformation::decode(b)?;
+            break_level2(ctx, open);
+            note_change(ctx, open, set_end_of_file(open, e))
         }
         class::ALLOCATION => {
-            let r = set_allocation(open, fi::AllocationInformation::decode(b)?);
-            note_change(ctx, open, r)
+            let a = fi::AllocationInformation::decode(b)?;
+            break_level2(ctx, open);
+            note_change(ctx, open, set_allocation(open, a))
         }
         class::DISPOSITION => {
             let d = fi::DispositionInformation::decode(b)?;
@@ -90,6 +92,12 @@ fn set_file(ctx: &TreeCtx, open: &Open, s: &SetInfoRequest) -> Result<(), NtStat
         class::LINK => Err(NtStatus::NOT_SUPPORTED),
         _ => Err(NtStatus::INVALID_INFO_CLASS),
     }
+}
+
+/// MS-FSA 2.1.5.14.1/2.1.5.14.4 (via 2.1.4.12): a size change breaks every level II oplock
+/// on the file to NONE (smbtorture smb2.oplock.batch11/batch12).
+fn break_level2(ctx: &TreeCtx, open: &Open) {
+    crate::oplock::send_breaks(ctx.server, ctx.server.files.break_level2(open));
 }
 
 /// MS-FSCC 2.4.7: 0 leaves a time unchanged; -1 and -2 turn automatic updates off and back
@@ -261,6 +269,25 @@ fn rename_target(info: &fi::RenameInformation) -> Result<SharePath, NtStatus> {
     Ok(target)
 }
 
+/// A rename opens the target's directory to add an entry, sharing read and write but not
+/// delete: while any open of that directory holds DELETE access, the rename is a sharing
+/// violation (Windows and Samba behaviour; smbtorture smb2.oplock.exclusive6/batch19). It is
+/// checked before anything else, so no oplock is broken for a rename that cannot happen.
+fn check_target_directory_opens(
+    ctx: &TreeCtx,
+    dst_dir: &std::os::fd::OwnedFd,
+) -> Result<(), NtStatus> {
+    let m = stat_fd(dst_dir.as_fd())?;
+    let key = FileKey {
+        device: m.device,
+        inode: m.file_index,
+    };
+    if ctx.server.files.has_open_with_access(key, access::DELETE) {
+        return Err(NtStatus::SHARING_VIOLATION);
+    }
+    Ok(())
+}
+
 /// MS-FSA 2.1.5.14.11 FileRenameInformation.
 fn rename(ctx: &TreeCtx, open: &Open, info: &fi::RenameInformation) -> Result<(), NtStatus> {
     let target = rename_target(info)?;
@@ -278,6 +305,7 @@ fn rename(ctx: &TreeCtx, open: &Open, info: &fi::RenameInformation) -> Result<()
     let source = SharePath::parse(&current.replace('/', "\\"))?;
     let (src_dir, src_name) = open_parent(root, &source)?;
     let (dst_dir, existing) = open_parent(root, &target)?;
+    check_target_directory_opens(ctx, &dst_dir)?;
     let wanted = target.file_name().ok_or(NtStatus::OBJECT_NAME_INVALID)?;
     let me = stat_fd(open.fd.as_fd())?;
     let mut replace = false;

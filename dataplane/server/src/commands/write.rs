@@ -31,7 +31,7 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
         check_file_size(ctx, &open, end)?;
     }
     ctx.server.files.check_io(&open, r.offset, length, true)?;
-    // MS-FSA 2.1.5.4: a write breaks the level II oplocks of other opens to none.
+    // MS-FSA 2.1.5.4: a write breaks every level II oplock on the file to none, its own too.
     crate::oplock::send_breaks(ctx.server, ctx.server.files.break_level2(&open));
     Ok(Reply::WriteFile {
         open,

@@ -186,7 +186,9 @@ impl FileState {
     /// check (`sharing_violation`). `Some(to)`: the exclusive/batch holder must be broken to `to`
     /// before the open may proceed.
     fn break_needed(&self, req: &OplockRequest, sharing_violation: bool) -> Option<(usize, u8)> {
-        if req.stat_open {
+        // A stat open breaks nothing, unless it overwrites the file: truncation changes the
+        // data however little access was asked for (smbtorture smb2.oplock.batch13/14/16).
+        if req.stat_open && !req.overwrite {
             return None;
         }
         let (i, holder) = self
@@ -206,6 +208,24 @@ impl FileState {
             _ if sharing_violation => None,
             _ => Some((i, to)),
         }
+    }
+
+    /// MS-FSA 2.1.4.12: an operation that changes the data (write, size change, byte-range
+    /// lock) breaks every level II oplock on the file to NONE, the caller's own included (the
+    /// client's cache of the data is stale either way; Windows and Samba send this "self
+    /// break" too, smbtorture smb2.oplock.batch1/brl1). Level II breaks need no acknowledgment.
+    fn break_level2(&mut self) -> Vec<BreakNotice> {
+        let mut notices = Vec::new();
+        for o in self.opens.iter_mut().filter(|o| o.oplock == level::II) {
+            o.oplock = level::NONE;
+            if let Some(target) = o.holder.clone() {
+                notices.push(BreakNotice {
+                    target,
+                    level: level::NONE,
+                });
+            }
+        }
+        notices
     }
 
     /// The level a new open gets once no break is needed (MS-SMB2 3.3.5.9.8 with MS-FSA
@@ -520,25 +540,11 @@ impl FileTable {
         Ok((new_level, waiters))
     }
 
-    /// Another open is about to change the file's data (WRITE, truncation, LOCK): level II
-    /// oplocks of other opens break to NONE, without acknowledgment (MS-FSA 2.1.4.12).
+    /// `open` is about to change the file's data or size (WRITE, SET_INFO end-of-file or
+    /// allocation, byte-range LOCK): every level II oplock on the file breaks to NONE, without
+    /// acknowledgment (MS-FSA 2.1.4.12).
     pub fn break_level2(&self, open: &Open) -> Vec<BreakNotice> {
-        let mut st = open.file.state();
-        let mut notices = Vec::new();
-        for o in st
-            .opens
-            .iter_mut()
-            .filter(|o| o.open_key != open.open_key && o.oplock == level::II)
-        {
-            o.oplock = level::NONE;
-            if let Some(target) = o.holder.clone() {
-                notices.push(BreakNotice {
-                    target,
-                    level: level::NONE,
-                });
-            }
-        }
-        notices
+        open.file.state().break_level2()
     }
 
     /// The oplock level `open` holds now.
@@ -614,6 +620,13 @@ impl FileTable {
 
     pub fn is_delete_pending(&self, open: &Open) -> bool {
         open.file.state().delete_pending
+    }
+
+    /// Whether some open of the file of `key` was granted any of the `access` bits.
+    pub fn has_open_with_access(&self, key: FileKey, access: u32) -> bool {
+        self.shard(&key)
+            .get(&key)
+            .is_some_and(|f| f.state().opens.iter().any(|o| o.access & access != 0))
     }
 
     /// How many opens the file of `key` has (0 when none).
@@ -901,6 +914,123 @@ mod tests {
         assert_eq!(check_range(u64::MAX, 2), Err(NtStatus::INVALID_LOCK_RANGE));
         assert_eq!(check_range(u64::MAX, 1), Ok(()));
         assert_eq!(check_range(u64::MAX, 0), Ok(()));
+    }
+
+    fn oplock_request(level: u8, volatile: u64) -> OplockRequest {
+        OplockRequest {
+            level,
+            holder: Some(BreakTarget {
+                session: Weak::new(),
+                file_id: FileId {
+                    persistent: volatile,
+                    volatile,
+                },
+            }),
+            ..OplockRequest::none()
+        }
+    }
+
+    const KEY: FileKey = FileKey {
+        device: 1,
+        inode: 42,
+    };
+    const STAT: u32 = access::FILE_READ_ATTRIBUTES | access::SYNCHRONIZE;
+
+    #[test]
+    fn stat_open_breaks_nothing_unless_it_overwrites() {
+        let table = FileTable::new();
+        let mut notices = Vec::new();
+        let batch = oplock_request(level::BATCH, 1);
+        let first = table
+            .register(
+                KEY,
+                access::FILE_ALL_ACCESS,
+                share::ALL,
+                &batch,
+                &mut notices,
+            )
+            .unwrap();
+        assert_eq!(first.oplock_level, level::BATCH);
+
+        let stat = OplockRequest {
+            stat_open: true,
+            ..oplock_request(level::II, 2)
+        };
+        let second = table
+            .register(KEY, STAT, share::ALL, &stat, &mut notices)
+            .unwrap();
+        assert!(notices.is_empty());
+        assert_eq!(second.oplock_level, level::NONE);
+
+        let overwrite = OplockRequest {
+            overwrite: true,
+            ..stat
+        };
+        let third = table.register(KEY, STAT, share::ALL, &overwrite, &mut notices);
+        assert_eq!(third.unwrap_err(), NtStatus::PENDING);
+        assert_eq!(notices.len(), 1);
+        assert_eq!(notices[0].level, level::NONE);
+        assert_eq!(notices[0].target.file_id.volatile, 1);
+    }
+
+    #[test]
+    fn level2_break_reaches_every_level2_holder() {
+        let table = FileTable::new();
+        let mut notices = Vec::new();
+        let rw = access::FILE_READ_DATA | access::FILE_WRITE_DATA;
+        let a = table
+            .register(
+                KEY,
+                rw,
+                share::ALL,
+                &oplock_request(level::II, 1),
+                &mut notices,
+            )
+            .unwrap();
+        let b = table
+            .register(
+                KEY,
+                rw,
+                share::ALL,
+                &oplock_request(level::II, 2),
+                &mut notices,
+            )
+            .unwrap();
+        let c = table
+            .register(KEY, rw, share::ALL, &OplockRequest::none(), &mut notices)
+            .unwrap();
+        assert_eq!((a.oplock_level, b.oplock_level), (level::II, level::II));
+        assert_eq!(c.oplock_level, level::NONE);
+        assert!(notices.is_empty());
+
+        // Whichever open writes, both level II holders (the writer's own included) are told.
+        let breaks = a.file.state().break_level2();
+        let mut told: Vec<u64> = breaks.iter().map(|n| n.target.file_id.volatile).collect();
+        told.sort_unstable();
+        assert_eq!(told, [1, 2]);
+        assert!(breaks.iter().all(|n| n.level == level::NONE));
+        // Already broken: a second write tells nobody.
+        assert!(a.file.state().break_level2().is_empty());
+    }
+
+    #[test]
+    fn open_access_is_visible_by_key() {
+        let table = FileTable::new();
+        let mut notices = Vec::new();
+        assert!(!table.has_open_with_access(KEY, access::DELETE));
+        let reg = table
+            .register(
+                KEY,
+                access::DELETE | access::FILE_READ_DATA,
+                share::ALL,
+                &OplockRequest::none(),
+                &mut notices,
+            )
+            .unwrap();
+        assert!(table.has_open_with_access(KEY, access::DELETE));
+        assert!(!table.has_open_with_access(KEY, access::FILE_WRITE_DATA));
+        table.cancel(reg);
+        assert!(!table.has_open_with_access(KEY, access::DELETE));
     }
 
     fn lock(open_key: u64, offset: u64, length: u64, exclusive: bool) -> ByteRangeLock {
