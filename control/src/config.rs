@@ -28,6 +28,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub listen: Vec<String>,
     pub reactors: Option<usize>,
+    pub workers: Option<usize>,
     pub cpus: Option<String>,
     pub signing: Option<String>,
     pub encrypt: Option<String>,

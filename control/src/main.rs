@@ -3,6 +3,7 @@
 
 mod config;
 mod passdb;
+mod workers;
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -15,7 +16,8 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use mimalloc::MiMalloc;
 use nix::sys::signal::{SigSet, Signal};
-use smb3d_dataplane::reactor::{bind_listeners, spawn_reactors, ReactorSpec};
+use smb3d_dataplane::handoff::Handoff;
+use smb3d_dataplane::reactor::{bind_listeners, check_port_free, spawn_reactors, ReactorSpec};
 use smb3d_dataplane::server::{ServerConfig, ServerState};
 use smb3d_dataplane::share::{Requirement, Share, ShareKind};
 
@@ -105,6 +107,11 @@ struct ServeArgs {
     /// Most credits one connection may hold.
     #[arg(long)]
     max_credits: Option<u16>,
+    /// Worker processes [default: 1]. Each client (by ClientGuid) lives in one worker; a
+    /// connection that reaches another worker is handed over with SCM_RIGHTS. A worker that
+    /// dies is restarted and takes only its own clients with it.
+    #[arg(long)]
+    workers: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -259,26 +266,85 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if listen.is_empty() {
         listen.push("0.0.0.0:445".into());
     }
-    let mut per_reactor: Vec<Vec<(SocketAddr, OwnedFd)>> =
-        (0..reactors).map(|_| Vec::new()).collect();
-    for l in &listen {
-        let addr = parse_listen(l)?;
-        for (i, fd) in bind_listeners(addr, reactors)?.into_iter().enumerate() {
-            per_reactor[i].push((addr, fd));
-        }
+    let addrs = listen
+        .iter()
+        .map(|l| parse_listen(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    for addr in &addrs {
+        check_port_free(*addr)?;
     }
-
     let mut guid = [0u8; 16];
     rand::Rng::fill(&mut rand::thread_rng(), &mut guid);
-    let server = Arc::new(ServerState::new(config, shares, Arc::new(users), guid));
+    let plan = ServePlan {
+        config,
+        shares,
+        users,
+        guid,
+        addrs,
+        reactors,
+        cpus,
+    };
+    let workers_count = args
+        .workers
+        .or(file.workers)
+        .unwrap_or(1)
+        .clamp(1, workers::MAX_WORKERS);
+    if workers_count > 1 {
+        return workers::supervise(&plan, workers_count);
+    }
+    let signals = stop_signals()?;
+    run_worker(&plan, None, &signals)
+}
 
-    // Block the stop signals before the reactors start, so only the waiting main thread sees them.
+/// Everything a worker needs to serve, decided once in the control process.
+pub struct ServePlan {
+    pub config: ServerConfig,
+    pub shares: Vec<Arc<Share>>,
+    pub users: Passdb,
+    /// One ServerGuid for every worker: a client's channels must all see the same server.
+    pub guid: [u8; 16],
+    pub addrs: Vec<SocketAddr>,
+    pub reactors: usize,
+    pub cpus: Vec<usize>,
+}
+
+/// SIGINT and SIGTERM, blocked in every thread so that only `wait` sees them.
+fn stop_signals() -> Result<SigSet, String> {
     let mut signals = SigSet::empty();
     signals.add(Signal::SIGINT);
     signals.add(Signal::SIGTERM);
     signals
         .thread_block()
         .map_err(|e| format!("cannot block signals: {e}"))?;
+    Ok(signals)
+}
+
+/// Serve with this process's reactors until a stop signal: the whole server, or one worker
+/// (`handoff`: its index, every worker's inbox and its own inbox to read).
+pub fn run_worker(
+    plan: &ServePlan,
+    handoff: Option<(Handoff, OwnedFd)>,
+    signals: &SigSet,
+) -> Result<(), String> {
+    let reactors = plan.reactors;
+    let mut per_reactor: Vec<Vec<(SocketAddr, OwnedFd)>> =
+        (0..reactors).map(|_| Vec::new()).collect();
+    for addr in &plan.addrs {
+        for (i, fd) in bind_listeners(*addr, reactors)?.into_iter().enumerate() {
+            per_reactor[i].push((*addr, fd));
+        }
+    }
+    let mut state = ServerState::new(
+        plan.config.clone(),
+        plan.shares.clone(),
+        Arc::new(plan.users.clone()),
+        plan.guid,
+    );
+    let inbox = handoff.map(|(h, inbox)| {
+        state.handoff = Some(h);
+        inbox
+    });
+    let server = Arc::new(state);
 
     let shutdown = Arc::new(AtomicBool::new(false));
     let specs = per_reactor
@@ -286,13 +352,17 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .enumerate()
         .map(|(index, listeners)| ReactorSpec {
             index,
-            core: Some(cpus[index % cpus.len()]),
+            core: Some(plan.cpus[index % plan.cpus.len()]),
             listeners,
         })
         .collect();
-    let handles = spawn_reactors(server, specs, shutdown.clone())
+    let handles = spawn_reactors(server.clone(), specs, shutdown.clone())
         .map_err(|e| format!("cannot start reactors: {e}"))?;
-    tracing::info!(reactors, ?listen, "smb3d serving");
+    if let Some(inbox) = inbox {
+        smb3d_dataplane::handoff::spawn_inbox(server, inbox)
+            .map_err(|e| format!("cannot start inbox: {e}"))?;
+    }
+    tracing::info!(reactors, listen = ?plan.addrs, "smb3d serving");
 
     let sig = signals
         .wait()

@@ -9,6 +9,7 @@
 
 pub mod commands;
 pub mod connection;
+pub mod handoff;
 pub mod mailbox;
 pub mod netif;
 pub mod open;

@@ -27,6 +27,21 @@ pub enum ReactorMsg {
     Send { to: ConnHandle, frame: Vec<u8> },
     /// Re-run the connection's parked requests now.
     Kick { to: ConnHandle },
+    /// Take over a connection another worker process handed to this one.
+    Adopt {
+        reactor: u16,
+        adoption: crate::handoff::Adoption,
+    },
+}
+
+impl ReactorMsg {
+    /// The reactor the message is for.
+    pub fn reactor(&self) -> u16 {
+        match self {
+            ReactorMsg::Send { to, .. } | ReactorMsg::Kick { to } => to.reactor,
+            ReactorMsg::Adopt { reactor, .. } => *reactor,
+        }
+    }
 }
 
 /// The sending side of one reactor's mailbox.

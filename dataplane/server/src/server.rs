@@ -95,6 +95,8 @@ pub struct ServerState {
     pub files: FileTable,
     /// One mailbox per reactor, set once the reactors start.
     pub mailboxes: OnceLock<Vec<Mailbox>>,
+    /// With several worker processes: this worker's index and every worker's inbox.
+    pub handoff: Option<crate::handoff::Handoff>,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -122,19 +124,22 @@ impl ServerState {
             users,
             files: FileTable::new(),
             mailboxes: OnceLock::new(),
+            handoff: None,
         }
     }
 
     /// Deliver a message to the reactor that owns its target connection. `false` when that
     /// reactor cannot take it (no reactors, or its mailbox is full).
     pub fn post(&self, msg: ReactorMsg) -> bool {
-        let to = match &msg {
-            ReactorMsg::Send { to, .. } | ReactorMsg::Kick { to } => *to,
-        };
+        let reactor = msg.reactor();
         self.mailboxes
             .get()
-            .and_then(|m| m.get(to.reactor as usize))
+            .and_then(|m| m.get(reactor as usize))
             .is_some_and(|m| m.post(msg))
+    }
+
+    pub fn reactor_count(&self) -> usize {
+        self.mailboxes.get().map_or(0, |m| m.len())
     }
 
     pub fn share(&self, name: &str) -> Option<Arc<Share>> {

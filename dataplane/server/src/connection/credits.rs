@@ -17,6 +17,17 @@ pub struct CreditWindow {
 }
 
 impl CreditWindow {
+    /// A window holding exactly `message_id`: after an SMB1 negotiate the SMB2 NEGOTIATE uses
+    /// MessageId 1 (MS-SMB2 3.3.5.3.1).
+    pub fn starting_at(message_id: u64, max_credits: u16) -> CreditWindow {
+        CreditWindow {
+            low: message_id,
+            high: message_id.saturating_add(1),
+            used: VecDeque::from([false]),
+            max_credits: max_credits.max(1) as u64,
+        }
+    }
+
     /// A new connection holds one credit: message id 0 for NEGOTIATE.
     pub fn new(max_credits: u16) -> CreditWindow {
         CreditWindow {

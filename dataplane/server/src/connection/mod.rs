@@ -92,6 +92,10 @@ pub struct Connection {
     pdu_base: usize,
     /// The session whose key encrypts the responses of the PDU being handled.
     encrypt_with: Option<Arc<Session>>,
+    /// The worker process this connection must move to (its client is owned there).
+    hand_off_to: Option<usize>,
+    /// An SMB1 negotiate was answered: the SMB2 NEGOTIATE that follows has MessageId 1.
+    smb1_answered: bool,
 }
 
 /// Per-PDU state carried from one compound element to the next (MS-SMB2 3.3.5.2.7.2).
@@ -150,6 +154,8 @@ impl Connection {
             file_io: Vec::new(),
             pdu_base: 0,
             encrypt_with: None,
+            hand_off_to: None,
+            smb1_answered: false,
         }
     }
 
@@ -217,7 +223,40 @@ impl Connection {
         resp.encode(fb.buf());
         fb.end(start, None);
         out.push(fb.finish(None));
+        // MS-SMB2 3.3.5.3.1: the SMB2 NEGOTIATE that follows uses MessageId 1.
+        self.smb1_answered = true;
+        self.credits = CreditWindow::starting_at(1, self.server.config.max_credits);
         Ok(())
+    }
+
+    /// The worker this connection must be handed to, once (set by NEGOTIATE).
+    pub fn take_hand_off(&mut self) -> Option<usize> {
+        self.hand_off_to.take()
+    }
+
+    /// Send the connection to worker `owner` with the bytes read so far.
+    pub fn hand_off(
+        &self,
+        owner: usize,
+        fd: std::os::fd::BorrowedFd,
+        bytes: &[u8],
+    ) -> std::io::Result<()> {
+        let handoff = self
+            .server
+            .handoff
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("no workers"))?;
+        let next_message_id = u64::from(self.smb1_answered);
+        handoff.send(owner, fd, next_message_id, bytes)
+    }
+
+    /// A connection handed over by another worker: the client's next MessageId.
+    pub fn expect_message_id(&mut self, next_message_id: u64) {
+        if next_message_id != 0 {
+            self.smb1_answered = true;
+            self.credits =
+                CreditWindow::starting_at(next_message_id, self.server.config.max_credits);
+        }
     }
 
     fn handle_messages(
@@ -788,6 +827,19 @@ impl Connection {
         env: &mut dyn Environment,
         fb: &mut FrameBuilder,
     ) -> Result<(), Disconnect> {
+        // With worker processes, a client lives in the worker its ClientGuid names; a
+        // connection that reached another one moves there before anything is answered.
+        if let Some(handoff) = self.server.handoff.as_ref().filter(|h| h.workers() > 1) {
+            if let Ok(req) = smb3d_protocol::messages::negotiate::NegotiateRequest::decode(msg) {
+                let has_guid =
+                    req.client_guid != [0; 16] && req.dialects.iter().any(|d| *d >= 0x0210);
+                let owner = handoff.owner_of(&req.client_guid);
+                if has_guid && owner != handoff.worker {
+                    self.hand_off_to = Some(owner);
+                    return Ok(());
+                }
+            }
+        }
         let mut salt = [0u8; 32];
         env.random_bytes(&mut salt);
         match commands::negotiate::handle(

@@ -9,15 +9,21 @@ use nix::sys::socket::{
     SockaddrStorage,
 };
 
-/// Bind `count` listening sockets to `addr`. Errors name the address and the cause.
-pub fn bind_listeners(addr: SocketAddr, count: usize) -> Result<Vec<OwnedFd>, String> {
-    let family = if addr.is_ipv4() {
+fn family_of(addr: SocketAddr) -> AddressFamily {
+    if addr.is_ipv4() {
         AddressFamily::Inet
     } else {
         AddressFamily::Inet6
-    };
-    // SO_REUSEPORT would let us join a group another process of the same user already listens
-    // in; probe with a plain socket first so "port in use" is reported, not silently shared.
+    }
+}
+
+/// Fail with "address already in use" when something else listens on `addr`.
+///
+/// SO_REUSEPORT would let us join a group another process of the same user already listens
+/// in; a plain socket bound for a moment makes sure the port is really free first. Called once
+/// at start-up, before any of our own listeners exist.
+pub fn check_port_free(addr: SocketAddr) -> Result<(), String> {
+    let family = family_of(addr);
     let probe = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
         .map_err(|e| format!("cannot create socket for {addr}: {e}"))?;
     setsockopt(&probe, sockopt::ReuseAddr, &true)
@@ -26,8 +32,13 @@ pub fn bind_listeners(addr: SocketAddr, count: usize) -> Result<Vec<OwnedFd>, St
         setsockopt(&probe, sockopt::Ipv6V6Only, &true)
             .map_err(|e| format!("IPV6_V6ONLY on {addr}: {e}"))?;
     }
-    bind_one(&probe, addr)?;
-    drop(probe);
+    bind_one(&probe, addr)
+}
+
+/// Bind `count` listening sockets to `addr` in one SO_REUSEPORT group (with worker processes,
+/// every worker's sockets join the same group). Errors name the address and the cause.
+pub fn bind_listeners(addr: SocketAddr, count: usize) -> Result<Vec<OwnedFd>, String> {
+    let family = family_of(addr);
     let mut out = Vec::with_capacity(count);
     for _ in 0..count {
         let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)

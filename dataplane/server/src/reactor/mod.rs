@@ -9,7 +9,7 @@
 mod listener;
 mod ring;
 
-pub use listener::bind_listeners;
+pub use listener::{bind_listeners, check_port_free};
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;

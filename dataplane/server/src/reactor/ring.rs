@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -60,6 +60,8 @@ struct Conn {
     send_off: usize,
     send_inflight: bool,
     closing: bool,
+    /// Given to another worker process: close our descriptor, but never shut the socket down.
+    handed_off: bool,
 }
 
 /// File I/O in flight on the ring, owned here until its completion: the READ's response frame, or
@@ -148,40 +150,14 @@ pub fn run(
                             warn!("connection limit reached; refusing");
                             continue;
                         }
-                        let _ = nix::sys::socket::setsockopt(
-                            &fd,
-                            nix::sys::socket::sockopt::TcpNoDelay,
-                            &true,
-                        );
-                        let peer =
-                            nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(
-                                fd.as_raw_fd(),
-                            )
-                            .map(|a| a.to_string())
-                            .unwrap_or_else(|_| "?".into());
-                        debug!(%peer, reactor = spec.index, "accepted");
-                        let idx = free.pop().unwrap_or_else(|| {
-                            conns.push(None);
-                            conns.len() - 1
-                        });
-                        let handle = ConnHandle {
-                            reactor: spec.index as u16,
-                            slot: idx as u32,
-                            gen: next_gen,
-                        };
-                        conns[idx] = Some(Conn {
+                        let idx = add_connection(
+                            &mut conns,
+                            &mut free,
+                            &mut next_gen,
+                            &server,
+                            spec.index,
                             fd,
-                            gen: next_gen,
-                            conn: Connection::new(server.clone(), peer, handle),
-                            rbuf: vec![0u8; RECV_CHUNK_BYTES],
-                            rlen: 0,
-                            recv_inflight: false,
-                            sendq: VecDeque::new(),
-                            send_off: 0,
-                            send_inflight: false,
-                            closing: false,
-                        });
-                        next_gen = next_gen.wrapping_add(1).max(1);
+                        );
                         if let Some(c) = conns[idx].as_mut() {
                             arm_recv(&mut ring, c, idx)?;
                         }
@@ -288,8 +264,48 @@ pub fn run(
                         let Ok(msg) = mailbox.rx.try_recv() else {
                             break;
                         };
-                        let to = match &msg {
-                            ReactorMsg::Send { to, .. } | ReactorMsg::Kick { to } => *to,
+                        let to = match msg {
+                            ReactorMsg::Send { to, .. } | ReactorMsg::Kick { to } => to,
+                            ReactorMsg::Adopt { adoption, .. } => {
+                                // A connection handed over by another worker: its NEGOTIATE is
+                                // already in hand and runs now, as if just received.
+                                if conns.len() - free.len() >= MAX_CONNECTIONS {
+                                    warn!("connection limit reached; refusing a handed-over connection");
+                                    continue;
+                                }
+                                let idx = add_connection(
+                                    &mut conns,
+                                    &mut free,
+                                    &mut next_gen,
+                                    &server,
+                                    spec.index,
+                                    adoption.fd,
+                                );
+                                let Some(c) = conns[idx].as_mut() else {
+                                    continue;
+                                };
+                                c.conn.expect_message_id(adoption.next_message_id);
+                                let n = adoption.bytes.len();
+                                if c.rbuf.len() < n {
+                                    c.rbuf.resize(n, 0);
+                                }
+                                c.rbuf[..n].copy_from_slice(&adoption.bytes);
+                                c.rlen = n;
+                                let gen = c.gen;
+                                on_received(c, &mut env, &mut new_ios);
+                                arm_recv(&mut ring, c, idx)?;
+                                arm_send(&mut ring, c, idx)?;
+                                for (io, pdu_buffer) in new_ios.drain(..) {
+                                    let entry = FileIoSlot {
+                                        conn_slot: idx,
+                                        conn_gen: gen,
+                                        io,
+                                        pdu_buffer,
+                                    };
+                                    submit_file_io(&mut ring, &mut file_ios, &mut free_ios, entry)?;
+                                }
+                                continue;
+                            }
                         };
                         let idx = to.slot as usize;
                         let Some(c) = conns
@@ -305,6 +321,7 @@ pub fn run(
                         match msg {
                             ReactorMsg::Send { frame, .. } => c.sendq.push_back(frame),
                             ReactorMsg::Kick { .. } => poll_waits(c, &mut env),
+                            ReactorMsg::Adopt { .. } => {}
                         }
                         arm_send(&mut ring, c, idx)?;
                     }
@@ -346,7 +363,10 @@ pub fn run(
                         c.conn.teardown();
                         free.push(slot);
                     }
-                } else if let Some(c) = conns[slot].as_ref().filter(|c| c.gen == gen && c.closing) {
+                } else if let Some(c) = conns[slot]
+                    .as_ref()
+                    .filter(|c| c.gen == gen && c.closing && !c.handed_off)
+                {
                     // Wake any operation still in flight so the slot can be reaped.
                     let _ = nix::sys::socket::shutdown(
                         c.fd.as_raw_fd(),
@@ -356,6 +376,47 @@ pub fn run(
             }
         }
     }
+}
+
+/// Register a new connection (accepted here, or handed over) in a free slot.
+fn add_connection(
+    conns: &mut Vec<Option<Conn>>,
+    free: &mut Vec<usize>,
+    next_gen: &mut u32,
+    server: &Arc<ServerState>,
+    reactor: usize,
+    fd: OwnedFd,
+) -> usize {
+    let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::TcpNoDelay, &true);
+    let peer = nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(fd.as_raw_fd())
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
+    debug!(%peer, reactor, "connection");
+    let idx = free.pop().unwrap_or_else(|| {
+        conns.push(None);
+        conns.len() - 1
+    });
+    let gen = *next_gen;
+    *next_gen = next_gen.wrapping_add(1).max(1);
+    let handle = ConnHandle {
+        reactor: reactor as u16,
+        slot: idx as u32,
+        gen,
+    };
+    conns[idx] = Some(Conn {
+        fd,
+        gen,
+        conn: Connection::new(server.clone(), peer, handle),
+        rbuf: vec![0u8; RECV_CHUNK_BYTES],
+        rlen: 0,
+        recv_inflight: false,
+        sendq: VecDeque::new(),
+        send_off: 0,
+        send_inflight: false,
+        closing: false,
+        handed_off: false,
+    });
+    idx
 }
 
 /// Re-run a connection's parked requests; queue what they answer.
@@ -441,6 +502,18 @@ fn on_received(c: &mut Conn, env: &mut ReactorEnv, new_ios: &mut Vec<NewFileIo>)
                 if let Err(why) = result {
                     warn!(peer = %c.conn.peer, reason = %why.0, "closing connection");
                     c.closing = true;
+                }
+                if let Some(owner) = c.conn.take_hand_off() {
+                    // This client belongs to another worker: give it the socket and the bytes
+                    // read so far (this NEGOTIATE and anything after it), then let go.
+                    match c.conn.hand_off(owner, c.fd.as_fd(), &c.rbuf[pos..c.rlen]) {
+                        Ok(()) => c.handed_off = true,
+                        Err(e) => {
+                            warn!(peer = %c.conn.peer, owner, error = %e, "handoff failed; closing")
+                        }
+                    }
+                    c.closing = true;
+                    return;
                 }
                 pos = start + len;
                 for io in c.conn.take_file_io() {

@@ -1,0 +1,125 @@
+//! Worker processes (`smb3d serve --workers N`): the control process forks N workers, each
+//! with its own reactors and listeners in the shared SO_REUSEPORT group, restarts a worker that
+//! dies, and stops them all on SIGINT/SIGTERM. Workers hand each other connections through
+//! their inboxes (see `smb3d_dataplane::handoff`). The only `unsafe` of the control process,
+//! fork and prctl, is here.
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+use smb3d_dataplane::handoff::Handoff;
+
+use crate::{run_worker, ServePlan};
+
+/// Most worker processes.
+pub const MAX_WORKERS: usize = 64;
+
+/// Run `count` workers until SIGINT or SIGTERM; restart any that dies.
+pub fn supervise(plan: &ServePlan, count: usize) -> Result<(), String> {
+    // One inbox per worker: the worker reads the first end, every worker may write the second.
+    let mut inbox_rx = Vec::with_capacity(count);
+    let mut inbox_tx = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (rx, tx) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| format!("cannot create worker inbox: {e}"))?;
+        inbox_rx.push(rx);
+        inbox_tx.push(tx);
+    }
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals.add(Signal::SIGCHLD);
+    signals
+        .thread_block()
+        .map_err(|e| format!("cannot block signals: {e}"))?;
+
+    let mut pids: HashMap<Pid, usize> = HashMap::new();
+    for worker in 0..count {
+        let pid = start_worker(plan, worker, &inbox_rx, &inbox_tx)?;
+        pids.insert(pid, worker);
+    }
+    tracing::info!(workers = count, "smb3d control process supervising");
+    loop {
+        let sig = signals
+            .wait()
+            .map_err(|e| format!("waiting for signals: {e}"))?;
+        if sig != Signal::SIGCHLD {
+            tracing::info!(signal = ?sig, "stopping workers");
+            for pid in pids.keys() {
+                let _ = kill(*pid, Signal::SIGTERM);
+            }
+            for pid in pids.keys() {
+                let _ = waitpid(*pid, None);
+            }
+            return Ok(());
+        }
+        // Reap every worker that ended; start a new one in its place.
+        while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            let (pid, how) = match status {
+                WaitStatus::Exited(pid, code) => (pid, format!("exit code {code}")),
+                WaitStatus::Signaled(pid, sig, _) => (pid, format!("signal {sig:?}")),
+                _ => break,
+            };
+            let Some(worker) = pids.remove(&pid) else {
+                continue;
+            };
+            tracing::warn!(worker, %pid, how, "worker ended; restarting it");
+            let pid = start_worker(plan, worker, &inbox_rx, &inbox_tx)?;
+            pids.insert(pid, worker);
+        }
+    }
+}
+
+fn start_worker(
+    plan: &ServePlan,
+    worker: usize,
+    inbox_rx: &[OwnedFd],
+    inbox_tx: &[OwnedFd],
+) -> Result<Pid, String> {
+    // SAFETY: the control process runs no other thread (no reactors, no runtime; it only waits
+    // for signals), so the child starts from a consistent copy of this single thread's state.
+    match unsafe { fork() }.map_err(|e| format!("cannot start worker {worker}: {e}"))? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => {
+            // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of this process: a worker whose
+            // control process dies is told to stop instead of serving on unsupervised.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            }
+            let code = match run_child(plan, worker, inbox_rx, inbox_tx) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("smb3d worker {worker}: {e}");
+                    1
+                }
+            };
+            std::process::exit(code);
+        }
+    }
+}
+
+fn run_child(
+    plan: &ServePlan,
+    worker: usize,
+    inbox_rx: &[OwnedFd],
+    inbox_tx: &[OwnedFd],
+) -> Result<(), String> {
+    let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| format!("worker {worker}: {e}"));
+    let peers = inbox_tx.iter().map(dup).collect::<Result<Vec<_>, _>>()?;
+    let inbox = dup(&inbox_rx[worker])?;
+    // The control process blocked SIGCHLD too; a worker waits for SIGINT/SIGTERM only.
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    tracing::info!(worker, pid = %nix::unistd::getpid(), "worker started");
+    run_worker(plan, Some((Handoff::new(worker, peers), inbox)), &signals)
+}
