@@ -250,6 +250,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .or(file.reactors)
         .unwrap_or(cpus.len())
         .clamp(1, 1024);
+    let reactor_cpus: Vec<usize> = (0..reactors).map(|i| cpus[i % cpus.len()]).collect();
 
     let mut listen = if args.listen.is_empty() {
         file.listen
@@ -263,7 +264,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         (0..reactors).map(|_| Vec::new()).collect();
     for l in &listen {
         let addr = parse_listen(l)?;
-        for (i, fd) in bind_listeners(addr, reactors)?.into_iter().enumerate() {
+        for (i, fd) in bind_listeners(addr, reactors, &reactor_cpus)?
+            .into_iter()
+            .enumerate()
+        {
             per_reactor[i].push((addr, fd));
         }
     }
@@ -286,7 +290,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .enumerate()
         .map(|(index, listeners)| ReactorSpec {
             index,
-            core: Some(cpus[index % cpus.len()]),
+            core: Some(reactor_cpus[index]),
             listeners,
         })
         .collect();
