@@ -2,6 +2,7 @@
 //! database, opens the shares, binds the listeners and starts the per-core reactors.
 
 mod config;
+mod cpus;
 mod passdb;
 
 use std::io::BufRead;
@@ -241,17 +242,6 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         config.netbios_name = n;
     }
 
-    let cpus = match args.cpus.as_deref().or(file.cpus.as_deref()) {
-        Some(list) => parse_cpu_list(list)?,
-        None => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
-    };
-    let reactors = args
-        .reactors
-        .or(file.reactors)
-        .unwrap_or(cpus.len())
-        .clamp(1, 1024);
-    let reactor_cpus: Vec<usize> = (0..reactors).map(|i| cpus[i % cpus.len()]).collect();
-
     let mut listen = if args.listen.is_empty() {
         file.listen
     } else {
@@ -260,10 +250,25 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if listen.is_empty() {
         listen.push("0.0.0.0:445".into());
     }
+    let listen_addrs = listen
+        .iter()
+        .map(|l| parse_listen(l))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let cpus = match args.cpus.as_deref().or(file.cpus.as_deref()) {
+        Some(list) => parse_cpu_list(list)?,
+        None => cpus::default_cpus(&listen_addrs),
+    };
+    let reactors = args
+        .reactors
+        .or(file.reactors)
+        .unwrap_or(cpus.len())
+        .clamp(1, 1024);
+    let reactor_cpus: Vec<usize> = (0..reactors).map(|i| cpus[i % cpus.len()]).collect();
+
     let mut per_reactor: Vec<Vec<(SocketAddr, OwnedFd)>> =
         (0..reactors).map(|_| Vec::new()).collect();
-    for l in &listen {
-        let addr = parse_listen(l)?;
+    for &addr in &listen_addrs {
         for (i, fd) in bind_listeners(addr, reactors, &reactor_cpus)?
             .into_iter()
             .enumerate()
@@ -296,7 +301,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .collect();
     let handles = spawn_reactors(server, specs, shutdown.clone())
         .map_err(|e| format!("cannot start reactors: {e}"))?;
-    tracing::info!(reactors, ?listen, "smb3d serving");
+    tracing::info!(reactors, ?reactor_cpus, ?listen, "smb3d serving");
 
     let sig = signals
         .wait()
