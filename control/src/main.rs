@@ -88,23 +88,42 @@ struct ServeArgs {
     /// A share, NAME=PATH; repeatable.
     #[arg(long = "share", value_name = "NAME=PATH")]
     shares: Vec<String>,
-    /// Address to listen on, ADDR:PORT (port defaults to 445); repeatable.
+    /// Address to listen on, ADDR:PORT (port defaults to 445); repeatable [default: 0.0.0.0:445].
     #[arg(long = "listen", value_name = "ADDR:PORT")]
     listen: Vec<String>,
-    /// Number of reactor threads, each pinned to one core [default: one per core in --cpus].
-    #[arg(long)]
+    /// Number of reactor threads [default: one per core of --cpus].
+    ///
+    /// Each reactor is an io_uring event loop pinned to one core; it accepts, reads, runs the
+    /// protocol and the file I/O, and sends, all on that core. More reactors than cores share
+    /// cores (new connections are split between them by flow hash). See docs/TUNING.md.
+    #[arg(long, value_name = "N")]
     reactors: Option<usize>,
-    /// Cores to run reactors on, e.g. 0-3,8 [default: all online cores].
-    #[arg(long)]
+    /// Cores to pin reactors to, e.g. 0-3,8 [default: the cores local to the NICs of --listen, else all online cores].
+    ///
+    /// Reactor i runs on the i-th core of the list (wrapping around). A new connection is
+    /// steered to the reactor on the core that received its SYN (a reuseport BPF program, plus
+    /// SO_INCOMING_CPU), so point the NIC's receive-queue interrupts at these cores. The default
+    /// reads /sys/class/net/IF/device/local_cpulist for each interface serving --listen
+    /// (0.0.0.0 and :: mean all); virtual NICs and lo have none, and then all online cores in
+    /// the process's affinity mask are used.
+    #[arg(long, value_name = "LIST")]
     cpus: Option<String>,
-    /// Signing: off, desired (sign when the client asks) or required.
-    #[arg(long)]
+    /// Signing: off, desired (sign when the client asks) or required [default: desired].
+    ///
+    /// Signing costs CPU on every message; AES-GMAC (3.1.1 clients) is the cheapest, AES-CMAC
+    /// and HMAC-SHA256 cost more. See docs/PERFORMANCE.md.
+    #[arg(long, value_name = "MODE")]
     signing: Option<String>,
-    /// Encryption: off, desired (encrypt when the client asks) or required (all sessions).
-    #[arg(long)]
+    /// Encryption: off, desired (encrypt when the client asks) or required (all sessions) [default: desired].
+    ///
+    /// Encryption (AES-GCM/CCM) costs the most CPU per byte; share settings can require it per share.
+    #[arg(long, value_name = "MODE")]
     encrypt: Option<String>,
-    /// Most credits one connection may hold.
-    #[arg(long)]
+    /// Most credits one connection may hold, i.e. how many requests a client may have in flight [default: 8192].
+    ///
+    /// Larger windows let one connection keep more I/O outstanding (large reads and writes
+    /// charge one credit per 64 KiB); smaller ones bound the work one client can queue.
+    #[arg(long, value_name = "N")]
     max_credits: Option<u16>,
 }
 

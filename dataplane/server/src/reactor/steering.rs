@@ -6,8 +6,8 @@
 //! index of the listening socket in the group, which is the order the sockets called listen()
 //! (closing one reorders the rest, so the listeners live as long as the reactors). An index out of
 //! range makes the kernel fall back to its hash. Each listener also carries SO_INCOMING_CPU = its
-//! reactor's core: since Linux 6.2 the kernel's own selection prefers the socket whose
-//! SO_INCOMING_CPU matches, which steers alike when the program cannot be attached (and the
+//! reactor's core: kernels since late 2022 (checked on 6.18) prefer, in their own selection, the
+//! socket whose SO_INCOMING_CPU matches, which steers alike when the program cannot be attached (and the
 //! program is what spreads connections over several reactors sharing one core).
 //!
 //! This module is the only place with `unsafe` for these socket options.
