@@ -259,13 +259,14 @@ fn signed_encrypted_and_fallback_to_one_channel_against_smb3d() {
         &["--cipher", "aes-128-gcm"],
         &["--cipher", "aes-256-ccm"],
     ] {
+        // 32 blocks: a 50/50 mix that does no writes at all is then a 1 in 2^32 event.
         let mut args = vec![
             "--rw",
             "rw",
             "--bs",
             "1M",
             "--size",
-            "4M",
+            "32M",
             "--iodepth",
             "4",
             "--verify",

@@ -2,6 +2,7 @@
 //! database, opens the shares, binds the listeners and starts the per-core reactors.
 
 mod config;
+mod cpus;
 mod passdb;
 mod workers;
 
@@ -89,23 +90,42 @@ struct ServeArgs {
     /// A share, NAME=PATH; repeatable.
     #[arg(long = "share", value_name = "NAME=PATH")]
     shares: Vec<String>,
-    /// Address to listen on, ADDR:PORT (port defaults to 445); repeatable.
+    /// Address to listen on, ADDR:PORT (port defaults to 445); repeatable [default: 0.0.0.0:445].
     #[arg(long = "listen", value_name = "ADDR:PORT")]
     listen: Vec<String>,
-    /// Number of reactor threads, each pinned to one core [default: one per core in --cpus].
-    #[arg(long)]
+    /// Number of reactor threads [default: one per core of --cpus].
+    ///
+    /// Each reactor is an io_uring event loop pinned to one core; it accepts, reads, runs the
+    /// protocol and the file I/O, and sends, all on that core. More reactors than cores share
+    /// cores (new connections are split between them by flow hash). See docs/TUNING.md.
+    #[arg(long, value_name = "N")]
     reactors: Option<usize>,
-    /// Cores to run reactors on, e.g. 0-3,8 [default: all online cores].
-    #[arg(long)]
+    /// Cores to pin reactors to, e.g. 0-3,8 [default: the cores local to the NICs of --listen, else all online cores].
+    ///
+    /// Reactor i runs on the i-th core of the list (wrapping around). A new connection is
+    /// steered to the reactor on the core that received its SYN (a reuseport BPF program, plus
+    /// SO_INCOMING_CPU), so point the NIC's receive-queue interrupts at these cores. The default
+    /// reads /sys/class/net/IF/device/local_cpulist for each interface serving --listen
+    /// (0.0.0.0 and :: mean all); virtual NICs and lo have none, and then all online cores in
+    /// the process's affinity mask are used.
+    #[arg(long, value_name = "LIST")]
     cpus: Option<String>,
-    /// Signing: off, desired (sign when the client asks) or required.
-    #[arg(long)]
+    /// Signing: off, desired (sign when the client asks) or required [default: desired].
+    ///
+    /// Signing costs CPU on every message; AES-GMAC (3.1.1 clients) is the cheapest, AES-CMAC
+    /// and HMAC-SHA256 cost more. See docs/PERFORMANCE.md.
+    #[arg(long, value_name = "MODE")]
     signing: Option<String>,
-    /// Encryption: off, desired (encrypt when the client asks) or required (all sessions).
-    #[arg(long)]
+    /// Encryption: off, desired (encrypt when the client asks) or required (all sessions) [default: desired].
+    ///
+    /// Encryption (AES-GCM/CCM) costs the most CPU per byte; share settings can require it per share.
+    #[arg(long, value_name = "MODE")]
     encrypt: Option<String>,
-    /// Most credits one connection may hold.
-    #[arg(long)]
+    /// Most credits one connection may hold, i.e. how many requests a client may have in flight [default: 8192].
+    ///
+    /// Larger windows let one connection keep more I/O outstanding (large reads and writes
+    /// charge one credit per 64 KiB); smaller ones bound the work one client can queue.
+    #[arg(long, value_name = "N")]
     max_credits: Option<u16>,
     /// Worker processes [default: 1]. Each client (by ClientGuid) lives in one worker; a
     /// connection that reaches another worker is handed over with SCM_RIGHTS. A worker that
@@ -248,16 +268,6 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         config.netbios_name = n;
     }
 
-    let cpus = match args.cpus.as_deref().or(file.cpus.as_deref()) {
-        Some(list) => parse_cpu_list(list)?,
-        None => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
-    };
-    let reactors = args
-        .reactors
-        .or(file.reactors)
-        .unwrap_or(cpus.len())
-        .clamp(1, 1024);
-
     let mut listen = if args.listen.is_empty() {
         file.listen
     } else {
@@ -273,6 +283,17 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     for addr in &addrs {
         check_port_free(*addr)?;
     }
+    let cpus = match args.cpus.as_deref().or(file.cpus.as_deref()) {
+        Some(list) => parse_cpu_list(list)?,
+        None => cpus::default_cpus(&addrs),
+    };
+    let reactors = args
+        .reactors
+        .or(file.reactors)
+        .unwrap_or(cpus.len())
+        .clamp(1, 1024);
+    let reactor_cpus: Vec<usize> = (0..reactors).map(|i| cpus[i % cpus.len()]).collect();
+    config.listen = addrs.clone();
     let mut guid = [0u8; 16];
     rand::Rng::fill(&mut rand::thread_rng(), &mut guid);
     let plan = ServePlan {
@@ -281,8 +302,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         users,
         guid,
         addrs,
-        reactors,
-        cpus,
+        reactor_cpus,
     };
     let workers_count = args
         .workers
@@ -304,8 +324,8 @@ pub struct ServePlan {
     /// One ServerGuid for every worker: a client's channels must all see the same server.
     pub guid: [u8; 16],
     pub addrs: Vec<SocketAddr>,
-    pub reactors: usize,
-    pub cpus: Vec<usize>,
+    /// The core of each reactor (one entry per reactor).
+    pub reactor_cpus: Vec<usize>,
 }
 
 /// SIGINT and SIGTERM, blocked in every thread so that only `wait` sees them.
@@ -326,11 +346,21 @@ pub fn run_worker(
     handoff: Option<(Handoff, OwnedFd)>,
     signals: &SigSet,
 ) -> Result<(), String> {
-    let reactors = plan.reactors;
+    let reactors = plan.reactor_cpus.len();
+    // Steering picks a socket by its place in the whole reuseport group, which spans every
+    // worker's sockets; with workers the kernel's hashing spreads connections instead.
+    let steer_cpus: &[usize] = if handoff.is_some() {
+        &[]
+    } else {
+        &plan.reactor_cpus
+    };
     let mut per_reactor: Vec<Vec<(SocketAddr, OwnedFd)>> =
         (0..reactors).map(|_| Vec::new()).collect();
     for addr in &plan.addrs {
-        for (i, fd) in bind_listeners(*addr, reactors)?.into_iter().enumerate() {
+        for (i, fd) in bind_listeners(*addr, reactors, steer_cpus)?
+            .into_iter()
+            .enumerate()
+        {
             per_reactor[i].push((*addr, fd));
         }
     }
@@ -352,7 +382,7 @@ pub fn run_worker(
         .enumerate()
         .map(|(index, listeners)| ReactorSpec {
             index,
-            core: Some(plan.cpus[index % plan.cpus.len()]),
+            core: Some(plan.reactor_cpus[index]),
             listeners,
         })
         .collect();
@@ -362,7 +392,7 @@ pub fn run_worker(
         smb3d_dataplane::handoff::spawn_inbox(server, inbox)
             .map_err(|e| format!("cannot start inbox: {e}"))?;
     }
-    tracing::info!(reactors, listen = ?plan.addrs, "smb3d serving");
+    tracing::info!(reactors, reactor_cpus = ?plan.reactor_cpus, listen = ?plan.addrs, "smb3d serving");
 
     let sig = signals
         .wait()

@@ -64,6 +64,26 @@ fn rx_queue_count(name: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// The interface addresses a client can reach a server listening on `listen` through: those
+/// listened on, or every address of a family listened on as unspecified (0.0.0.0, ::). No
+/// listen addresses (tests) means every address.
+pub fn served_interfaces(
+    all: Vec<InterfaceAddress>,
+    listen: &[std::net::SocketAddr],
+) -> Vec<InterfaceAddress> {
+    if listen.is_empty() {
+        return all;
+    }
+    all.into_iter()
+        .filter(|i| {
+            listen.iter().any(|l| {
+                let ip = l.ip();
+                ip == i.addr || (ip.is_unspecified() && ip.is_ipv4() == i.addr.is_ipv4())
+            })
+        })
+        .collect()
+}
+
 /// Encode the NETWORK_INTERFACE_INFO list (MS-SMB2 2.2.32.5): 152-byte entries chained by Next.
 pub fn encode_interface_info(ifaces: &[InterfaceAddress]) -> Vec<u8> {
     const ENTRY_BYTES: usize = 152;
@@ -98,6 +118,37 @@ pub fn encode_interface_info(ifaces: &[InterfaceAddress]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_served_addresses_are_reported() {
+        let lo4 = InterfaceAddress {
+            if_index: 1,
+            name: "lo".into(),
+            addr: "127.0.0.1".parse().unwrap(),
+            rss_capable: false,
+            link_speed_bps: DEFAULT_LINK_SPEED_BPS,
+        };
+        let eth = InterfaceAddress {
+            if_index: 2,
+            name: "eth0".into(),
+            addr: "10.0.0.5".parse().unwrap(),
+            ..lo4.clone()
+        };
+        let lo6 = InterfaceAddress {
+            addr: "::1".parse().unwrap(),
+            ..lo4.clone()
+        };
+        let all = vec![lo4.clone(), eth.clone(), lo6.clone()];
+        let only_lo = served_interfaces(all.clone(), &["127.0.0.1:445".parse().unwrap()]);
+        assert_eq!(only_lo, vec![lo4.clone()]);
+        let any4 = served_interfaces(all.clone(), &["0.0.0.0:445".parse().unwrap()]);
+        assert_eq!(any4, vec![lo4, eth]);
+        assert_eq!(served_interfaces(all.clone(), &[]), all);
+        assert_eq!(
+            served_interfaces(all, &["[::]:445".parse().unwrap()]),
+            vec![lo6]
+        );
+    }
 
     #[test]
     fn loopback_is_listed_and_encoded() {

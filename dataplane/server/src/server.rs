@@ -24,6 +24,9 @@ pub struct ServerConfig {
     pub allow_anonymous: bool,
     /// Offer SMB3 multichannel (SMB2_GLOBAL_CAP_MULTI_CHANNEL) and accept session binding.
     pub multichannel: bool,
+    /// The addresses served: FSCTL_QUERY_NETWORK_INTERFACE_INFO reports only interface
+    /// addresses a client can reach us on (an unspecified address stands for all of its family).
+    pub listen: Vec<std::net::SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -35,6 +38,7 @@ impl Default for ServerConfig {
             netbios_name: "SMB3D".to_string(),
             allow_anonymous: false,
             multichannel: true,
+            listen: Vec::new(),
         }
     }
 }

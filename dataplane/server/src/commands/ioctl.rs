@@ -20,6 +20,7 @@ pub fn handle(
     msg: &[u8],
     info: &ConnectionInfo,
     server_guid: &[u8; 16],
+    listen: &[std::net::SocketAddr],
 ) -> Result<IoctlOutcome, NtStatus> {
     let req = IoctlRequest::decode(msg)?;
     if req.flags & FLAG_IS_FSCTL == 0 {
@@ -53,9 +54,9 @@ pub fn handle(
                 dialect as u16,
             )
         }
-        ctl_code::FSCTL_QUERY_NETWORK_INTERFACE_INFO => {
-            netif::encode_interface_info(&netif::host_interfaces())
-        }
+        ctl_code::FSCTL_QUERY_NETWORK_INTERFACE_INFO => netif::encode_interface_info(
+            &netif::served_interfaces(netif::host_interfaces(), listen),
+        ),
         _ => return Err(NtStatus::INVALID_DEVICE_REQUEST),
     };
     if output.len() > req.max_output_response as usize {

@@ -576,7 +576,12 @@ impl Connection {
                 }
             }
             Command::Ioctl if is_connection_ioctl(msg) => {
-                match commands::ioctl::handle(msg, &self.info, &self.server.server_guid) {
+                match commands::ioctl::handle(
+                    msg,
+                    &self.info,
+                    &self.server.server_guid,
+                    &self.server.config.listen,
+                ) {
                     Ok(IoctlOutcome::Reply(body)) => {
                         self.respond(fb, rsp, NtStatus::SUCCESS, &body, sign_with)
                     }

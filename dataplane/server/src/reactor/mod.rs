@@ -8,6 +8,7 @@
 
 mod listener;
 mod ring;
+pub mod steering;
 
 pub use listener::{bind_listeners, check_port_free};
 
