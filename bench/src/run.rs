@@ -7,7 +7,7 @@
 //! channels, so channels that answer faster do more of it.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -837,11 +837,10 @@ fn connect_channels(
         t.connect.clone()
     } else {
         match session.query_interfaces() {
-            Ok(ips) if !ips.is_empty() => ips
-                .into_iter()
-                .map(|ip| SocketAddr::new(ip, t.addr.port()))
-                .collect(),
-            Ok(_) => vec![t.addr],
+            Ok(ifaces) => {
+                let ips: Vec<IpAddr> = ifaces.iter().map(|i| i.addr).collect();
+                channel_addresses(t.addr, &ips)
+            }
             Err(e) => {
                 notes.push(format!(
                     "FSCTL_QUERY_NETWORK_INTERFACE_INFO failed ({e}); binding to {}",
@@ -852,7 +851,7 @@ fn connect_channels(
         }
     };
     for i in 1..want as usize {
-        let addr = addrs[i % addrs.len()];
+        let addr = addrs[(i - 1) % addrs.len()];
         match session.bind(addr, &t.login) {
             Ok(c) => extra.push(c),
             Err(e) => {
@@ -865,6 +864,29 @@ fn connect_channels(
         }
     }
     extra
+}
+
+/// Where to bind extra channels, from the server's interface addresses: those of the target's
+/// address family, loopback only when the target is loopback, no IPv6 link-local addresses (they
+/// would need a scope id the server does not report), the target's own address last so that the
+/// first extra channel goes to another interface. Channel `i` (1-based extra) uses entry
+/// `(i - 1) % len`. Never empty: falls back to the target.
+pub fn channel_addresses(target: SocketAddr, ifaces: &[IpAddr]) -> Vec<SocketAddr> {
+    let usable = |ip: &IpAddr| {
+        ip.is_ipv4() == target.is_ipv4()
+            && !ip.is_unspecified()
+            && ip.is_loopback() == target.ip().is_loopback()
+            && !matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
+    };
+    let mut out: Vec<SocketAddr> = Vec::new();
+    for ip in ifaces.iter().filter(|ip| usable(ip) && **ip != target.ip()) {
+        let a = SocketAddr::new(*ip, target.port());
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out.push(target);
+    out
 }
 
 /// Everything a job holds open while it runs.
@@ -1112,6 +1134,33 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 1000);
+    }
+
+    #[test]
+    fn channel_addresses_prefer_other_interfaces() {
+        let ips: Vec<IpAddr> = [
+            "127.0.0.1",
+            "10.231.1.1",
+            "10.231.2.1",
+            "::1",
+            "fd00:231:1::1",
+            "fe80::1",
+            "10.231.2.1",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        let v4: SocketAddr = "10.231.1.1:445".parse().unwrap();
+        let got: Vec<String> = channel_addresses(v4, &ips)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(got, ["10.231.2.1:445", "10.231.1.1:445"]);
+        let v6: SocketAddr = "[fd00:231:1::1]:445".parse().unwrap();
+        assert_eq!(channel_addresses(v6, &ips), [v6]);
+        let lo: SocketAddr = "127.0.0.1:4455".parse().unwrap();
+        assert_eq!(channel_addresses(lo, &ips), [lo]);
+        assert_eq!(channel_addresses(lo, &[]), [lo]);
     }
 
     #[test]
