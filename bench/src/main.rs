@@ -46,7 +46,10 @@ Job options (fio names, --key VALUE or --key=VALUE):
   --numjobs N, --files N  files (data jobs: one per numjobs; stat/dirlist: directory population)
   --rwmixread PCT         reads in mixed jobs (default 50)
   --verify                write a pattern, check it on read (read jobs lay the files out first;
-                          write jobs read everything back after the run)
+                          write jobs read every written block back after the run, over another
+                          channel than the one that wrote it when there are several)
+  --failover              data jobs: when a channel's connection is lost, reissue its operations
+                          on the remaining channels instead of failing (noted in the results)
   --number_ios N          stop after N operations (metadata/echo jobs default to 1000)
 
 Files are named smb3bench.JOBNAME.N in the share root (kept, like fio's); metadata jobs use the
@@ -73,7 +76,7 @@ struct Cli {
     base: JobSpec,
 }
 
-const BOOL_JOB_KEYS: &[&str] = &["verify", "time_based"];
+const BOOL_JOB_KEYS: &[&str] = &["verify", "time_based", "failover"];
 
 fn parse_cli(args: &[String]) -> Result<Cli, String> {
     let mut cli = Cli {
