@@ -1025,7 +1025,7 @@ fn prepare(
     conns: &mut Vec<Conn>,
     tree_id: u32,
     spec: &JobSpec,
-    notes: &mut Vec<String>,
+    lost: &mut Vec<LostChannel>,
 ) -> Result<Prepared, Error> {
     let mut prepared = Prepared {
         files: Vec::new(),
@@ -1040,7 +1040,7 @@ fn prepare(
             prepared.files.push(f.file_id);
         }
         if need_layout {
-            layout(conns, tree_id, spec, &prepared, notes)?;
+            layout(conns, tree_id, spec, &prepared, lost)?;
         }
         return Ok(prepared);
     }
@@ -1078,7 +1078,7 @@ fn layout(
     tree_id: u32,
     spec: &JobSpec,
     prepared: &Prepared,
-    notes: &mut Vec<String>,
+    lost: &mut Vec<LostChannel>,
 ) -> Result<(), Error> {
     let mut l = spec.clone();
     l.kind = Kind::Write;
@@ -1090,23 +1090,37 @@ fn layout(
     l.verify = true;
     let phase = phase_for(&l, tree_id, prepared);
     let (stats, _) = run_phase(conns, &phase, false);
-    drop_lost_channels(conns, &stats, notes);
+    drop_lost_channels(conns, &stats, lost);
     match phase.error.into_inner().expect("error lock") {
         Some(e) => Err(e),
         None => Ok(()),
     }
 }
 
-/// Forget channels whose connection was lost in a phase (failover), with a note for each.
-fn drop_lost_channels(conns: &mut Vec<Conn>, stats: &[ChannelStats], notes: &mut Vec<String>) {
+/// A channel whose connection was lost (failover): its number in the job and why.
+pub struct LostChannel {
+    pub channel: usize,
+    pub addr: SocketAddr,
+    pub why: String,
+}
+
+/// Forget channels whose connection was lost in a phase, remembering them in `lost`.
+fn drop_lost_channels(conns: &mut Vec<Conn>, stats: &[ChannelStats], lost: &mut Vec<LostChannel>) {
     let mut i = 0;
     conns.retain(|c| {
-        let lost = stats.get(i).and_then(|s| s.lost.as_ref());
+        let why = stats.get(i).and_then(|s| s.lost.clone());
         i += 1;
-        if let Some(why) = lost {
-            notes.push(format!("channel to {} lost: {why}", c.peer));
+        match why {
+            Some(why) => {
+                lost.push(LostChannel {
+                    channel: c.channel,
+                    addr: c.peer,
+                    why,
+                });
+                false
+            }
+            None => true,
         }
-        lost.is_none()
     });
 }
 
@@ -1244,12 +1258,47 @@ fn run_job_inner(t: &Target, spec: &JobSpec, result: &mut JobResult) -> Result<(
     let tree_id = session.tree_id;
     let mut conns = vec![session.conn];
     conns.extend(extra);
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.channel = i;
+    }
     result.channels_used = conns.len() as u32;
-    let prepared = prepare(&mut conns, tree_id, spec, &mut result.notes)?;
+    result.channels = conns
+        .iter()
+        .map(|c| ChannelStats {
+            addr: Some(c.peer),
+            ..Default::default()
+        })
+        .collect();
+    let mut lost = Vec::new();
+    let outcome = run_phases(&mut conns, tree_id, t, spec, result, &mut lost);
+    // Channels lost in any phase (failover): noted, and marked in the per-channel results.
+    for l in lost {
+        result.notes.push(format!(
+            "channel {} to {} lost: {}",
+            l.channel, l.addr, l.why
+        ));
+        if let Some(c) = result.channels.get_mut(l.channel) {
+            c.lost = Some(l.why);
+        }
+    }
+    outcome
+}
+
+/// Prepare, run, verify and clean up a job over its connected channels.
+fn run_phases(
+    conns: &mut Vec<Conn>,
+    tree_id: u32,
+    t: &Target,
+    spec: &JobSpec,
+    result: &mut JobResult,
+    lost: &mut Vec<LostChannel>,
+) -> Result<(), Error> {
+    let prepared = prepare(conns, tree_id, spec, lost)?;
     let phase = phase_for(spec, tree_id, &prepared);
-    let (mut stats, elapsed) = run_phase(&mut conns, &phase, t.progress);
+    let ids: Vec<usize> = conns.iter().map(|c| c.channel).collect();
+    let (stats, elapsed) = run_phase(conns, &phase, t.progress);
     result.elapsed = elapsed;
-    drop_lost_channels(&mut conns, &stats, &mut result.notes);
+    drop_lost_channels(conns, &stats, lost);
     let mut error = phase.error.into_inner().expect("error lock");
     if error.is_none() && phase.record_writes {
         // Read back what the job wrote, each block over another channel than its writer's.
@@ -1261,19 +1310,22 @@ fn run_job_inner(t: &Target, spec: &JobSpec, result: &mut JobResult) -> Result<(
         check.number_ios = None;
         let mut phase = phase_for(&check, tree_id, &prepared);
         phase.assigned = Some(plan.into_iter().map(Mutex::new).collect());
-        let (check_stats, _) = run_phase(&mut conns, &phase, false);
-        drop_lost_channels(&mut conns, &check_stats, &mut result.notes);
+        let (check_stats, _) = run_phase(conns, &phase, false);
+        drop_lost_channels(conns, &check_stats, lost);
         error = phase.error.into_inner().expect("error lock");
         if error.is_none() {
             result.verified_bytes = check_stats.iter().map(|s| s.read.bytes).sum();
             result.verified_cross_channel_bytes = cross_bytes;
         }
     }
-    for s in &mut stats {
+    for (id, mut s) in ids.into_iter().zip(stats) {
         s.written.clear();
+        s.lost = None; // set from `lost` by the caller
+        if let Some(slot) = result.channels.get_mut(id) {
+            *slot = s;
+        }
     }
-    result.channels = stats;
-    cleanup(&mut conns, tree_id, spec, &prepared, &mut result.notes);
+    cleanup(conns, tree_id, spec, &prepared, &mut result.notes);
     match error {
         Some(e) => Err(e),
         None => Ok(()),
