@@ -95,6 +95,9 @@ pub struct JobSpec {
     pub rwmixread: u32,
     pub verify: bool,
     pub channels: u32,
+    /// Data jobs: when a channel's connection is lost, reissue its operations on the other
+    /// channels instead of failing (what an SMB3 multichannel client does).
+    pub failover: bool,
     /// Stop after this many operations (metadata and echo jobs default to 1000 without runtime).
     pub number_ios: Option<u64>,
 }
@@ -113,6 +116,7 @@ impl Default for JobSpec {
             rwmixread: 50,
             verify: false,
             channels: 1,
+            failover: false,
             number_ios: None,
         }
     }
@@ -180,6 +184,7 @@ impl JobSpec {
                         .ok_or_else(|| bad("0..100"))?
             }
             "verify" => self.verify = parse_bool(value),
+            "failover" => self.failover = parse_bool(value),
             "channels" => self.channels = parse_count(value).ok_or_else(|| bad("bad number"))?,
             "number_ios" => {
                 self.number_ios = Some(parse_size(value).ok_or_else(|| bad("bad number"))?.max(1))

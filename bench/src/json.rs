@@ -224,6 +224,8 @@ mod tests {
             elapsed: std::time::Duration::from_secs(1),
             channels: vec![c],
             error: None,
+            verified_bytes: 8192,
+            verified_cross_channel_bytes: 4096,
         };
         let v = parse(&crate::report::json(&[r], "//h/s")).unwrap();
         assert_eq!(v.num("jobs.0.read.bw_bytes"), Some(4096.0));
@@ -235,5 +237,9 @@ mod tests {
         };
         assert_eq!(p.get("99.000000"), Some(&Value::Num(1000.0)));
         assert_eq!(v.str("jobs.0.notes.0"), Some("a \"note\""));
+        assert_eq!(v.num("jobs.0.verified_bytes"), Some(8192.0));
+        assert_eq!(v.num("jobs.0.verified_cross_channel_bytes"), Some(4096.0));
+        assert_eq!(v.num("jobs.0.channels_lost"), Some(0.0));
+        assert_eq!(v.get("jobs.0.channel_stats.0.lost"), Some(&Value::Null));
     }
 }

@@ -4,7 +4,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 
 use smb3bench::client::ntlm::Credentials;
-use smb3bench::client::session::LoginOptions;
+use smb3bench::client::session::{login, LoginOptions};
 use smb3bench::job::{parse_job_file, JobSpec};
 use smb3bench::report;
 use smb3bench::run::{run_job, Target};
@@ -29,6 +29,8 @@ Connection:
   --connect A[,A...]      addresses (IP:PORT) for the extra channels; default: the server's
                           FSCTL_QUERY_NETWORK_INTERFACE_INFO addresses with the target's port
   --output-format F       normal (default) or json (shaped like fio's)
+  --list-interfaces       log in, print the server's FSCTL_QUERY_NETWORK_INTERFACE_INFO list
+                          (index, address, RSS capability, link speed) and exit; no job runs
   --job-file FILE         fio job file ([global] and [job] sections); also as last argument.
                           Options given on the command line act as [global] defaults.
 
@@ -44,7 +46,10 @@ Job options (fio names, --key VALUE or --key=VALUE):
   --numjobs N, --files N  files (data jobs: one per numjobs; stat/dirlist: directory population)
   --rwmixread PCT         reads in mixed jobs (default 50)
   --verify                write a pattern, check it on read (read jobs lay the files out first;
-                          write jobs read everything back after the run)
+                          write jobs read every written block back after the run, over another
+                          channel than the one that wrote it when there are several)
+  --failover              data jobs: when a channel's connection is lost, reissue its operations
+                          on the remaining channels instead of failing (noted in the results)
   --number_ios N          stop after N operations (metadata/echo jobs default to 1000)
 
 Files are named smb3bench.JOBNAME.N in the share root (kept, like fio's); metadata jobs use the
@@ -66,11 +71,12 @@ struct Cli {
     cipher: Cipher,
     connect: Vec<SocketAddr>,
     json: bool,
+    list_interfaces: bool,
     job_file: Option<String>,
     base: JobSpec,
 }
 
-const BOOL_JOB_KEYS: &[&str] = &["verify", "time_based"];
+const BOOL_JOB_KEYS: &[&str] = &["verify", "time_based", "failover"];
 
 fn parse_cli(args: &[String]) -> Result<Cli, String> {
     let mut cli = Cli {
@@ -84,6 +90,7 @@ fn parse_cli(args: &[String]) -> Result<Cli, String> {
         cipher: Cipher::Aes128Gcm,
         connect: Vec::new(),
         json: false,
+        list_interfaces: false,
         job_file: None,
         base: JobSpec::default(),
     };
@@ -105,8 +112,10 @@ fn parse_cli(args: &[String]) -> Result<Cli, String> {
             Some((k, v)) => (k.to_string(), Some(v.to_string())),
             None => (opt.to_string(), None),
         };
-        let is_flag = matches!(key.as_str(), "sign" | "encrypt" | "help")
-            || BOOL_JOB_KEYS.contains(&key.replace('-', "_").as_str());
+        let is_flag = matches!(
+            key.as_str(),
+            "sign" | "encrypt" | "help" | "list-interfaces"
+        ) || BOOL_JOB_KEYS.contains(&key.replace('-', "_").as_str());
         let value = match (inline, is_flag) {
             (Some(v), _) => v,
             (None, true) => "1".to_string(),
@@ -160,6 +169,7 @@ fn parse_cli(args: &[String]) -> Result<Cli, String> {
                 }
             }
             "job-file" => cli.job_file = Some(value),
+            "list-interfaces" => cli.list_interfaces = value != "0",
             _ => cli.base.set(&key, &value)?,
         }
     }
@@ -197,7 +207,15 @@ fn parse_target(t: &str) -> Result<(SocketAddr, String), String> {
     Ok((addr, format!("\\\\{host}\\{share}")))
 }
 
-fn setup(args: &[String]) -> Result<(Target, Vec<JobSpec>, bool, String), String> {
+struct Setup {
+    target: Target,
+    jobs: Vec<JobSpec>,
+    json: bool,
+    list_interfaces: bool,
+    target_name: String,
+}
+
+fn setup(args: &[String]) -> Result<Setup, String> {
     let cli = parse_cli(args)?;
     let (addr, unc) = parse_target(&cli.target)?;
     let user = cli.user.ok_or("--user is required")?;
@@ -210,6 +228,7 @@ fn setup(args: &[String]) -> Result<(Target, Vec<JobSpec>, bool, String), String
             let text = std::fs::read_to_string(f).map_err(|e| format!("cannot read {f}: {e}"))?;
             parse_job_file(&text, &cli.base).map_err(|e| format!("{f}: {e}"))?
         }
+        None if cli.list_interfaces => Vec::new(),
         None => {
             cli.base.validate()?;
             vec![cli.base.clone()]
@@ -232,7 +251,57 @@ fn setup(args: &[String]) -> Result<(Target, Vec<JobSpec>, bool, String), String
         },
         progress: !cli.json && std::io::stderr().is_terminal(),
     };
-    Ok((target, jobs, cli.json, cli.target))
+    Ok(Setup {
+        target,
+        jobs,
+        json: cli.json,
+        list_interfaces: cli.list_interfaces,
+        target_name: cli.target,
+    })
+}
+
+/// `--list-interfaces`: the server's interface list, as a table or JSON.
+fn list_interfaces(t: &Target, json: bool) -> ExitCode {
+    let listed = login(t.addr, &t.unc, &t.login).and_then(|mut s| s.query_interfaces());
+    let ifaces = match listed {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("smb3bench: FSCTL_QUERY_NETWORK_INTERFACE_INFO failed: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if json {
+        let rows: Vec<String> = ifaces
+            .iter()
+            .map(|i| {
+                format!(
+                    "{{\"if_index\": {}, \"address\": \"{}\", \"capability\": {}, \
+                     \"rss_capable\": {}, \"link_speed_bps\": {}}}",
+                    i.if_index,
+                    i.addr,
+                    i.capability,
+                    i.rss_capable(),
+                    i.link_speed_bps
+                )
+            })
+            .collect();
+        println!("{{\"interfaces\": [{}]}}", rows.join(", "));
+    } else {
+        println!(
+            "{:>7}  {:<40} {:>5} {:>14}",
+            "ifindex", "address", "rss", "speed (bit/s)"
+        );
+        for i in &ifaces {
+            println!(
+                "{:>7}  {:<40} {:>5} {:>14}",
+                i.if_index,
+                i.addr.to_string(),
+                if i.rss_capable() { "yes" } else { "no" },
+                i.link_speed_bps
+            );
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn main() -> ExitCode {
@@ -245,13 +314,22 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         };
     }
-    let (target, jobs, json, target_name) = match setup(&args) {
+    let Setup {
+        target,
+        jobs,
+        json,
+        list_interfaces: list_only,
+        target_name,
+    } = match setup(&args) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("smb3bench: {e}\n(see smb3bench --help)");
             return ExitCode::from(2);
         }
     };
+    if list_only {
+        return list_interfaces(&target, json);
+    }
     let mut results = Vec::new();
     for job in &jobs {
         let r = run_job(&target, job);

@@ -71,8 +71,10 @@ fn io_json(s: &IoStats, elapsed: Duration) -> String {
 
 fn channel_json(i: usize, c: &ChannelStats, elapsed: Duration) -> String {
     format!(
-        "{{\"channel\": {i}, \"address\": {}, \"read\": {}, \"write\": {}, \"ops\": {}}}",
+        "{{\"channel\": {i}, \"address\": {}, \"lost\": {}, \"read\": {}, \"write\": {}, \
+         \"ops\": {}}}",
         json_str(&c.addr.map(|a| a.to_string()).unwrap_or_default()),
+        c.lost.as_deref().map_or("null".to_string(), json_str),
         io_json(&c.read, elapsed),
         io_json(&c.write, elapsed),
         io_json(&c.ops, elapsed)
@@ -98,7 +100,8 @@ fn job_json(r: &JobResult) -> String {
          \"job options\": {{\"rw\": {}, \"bs\": \"{}\", \"iodepth\": \"{}\", \"size\": \"{}\", \
          \"numjobs\": \"{}\", \"verify\": \"{}\", \"channels\": \"{}\"}}, \
          \"channels\": {}, \"job_runtime\": {}, \"elapsed\": {}, \"read\": {}, \"write\": {}, \
-         \"ops\": {}, \"channel_stats\": [{}], \"notes\": [{}]}}",
+         \"ops\": {}, \"channels_lost\": {}, \"verified_bytes\": {}, \
+         \"verified_cross_channel_bytes\": {}, \"channel_stats\": [{}], \"notes\": [{}]}}",
         json_str(&s.name),
         json_str(&error_name),
         json_str(s.kind.name()),
@@ -114,6 +117,9 @@ fn job_json(r: &JobResult) -> String {
         io_json(&t.read, r.elapsed),
         io_json(&t.write, r.elapsed),
         io_json(&t.ops, r.elapsed),
+        r.channels.iter().filter(|c| c.lost.is_some()).count(),
+        r.verified_bytes,
+        r.verified_cross_channel_bytes,
         channels.join(", "),
         notes.join(", ")
     )
@@ -223,6 +229,13 @@ pub fn text(results: &[JobResult]) -> String {
             for (i, c) in r.channels.iter().enumerate() {
                 channel_line(&mut out, i, c, r.elapsed);
             }
+        }
+        if r.verified_bytes > 0 {
+            let _ = writeln!(
+                out,
+                "  verified: {} bytes read back, {} of them over another channel than their writer's",
+                r.verified_bytes, r.verified_cross_channel_bytes
+            );
         }
         for n in &r.notes {
             let _ = writeln!(out, "  note: {n}");

@@ -6,8 +6,8 @@
 //! QUERY_INFO, then CLOSE) back to the sender. Work comes from one generator shared by all
 //! channels, so channels that answer faster do more of it.
 
-use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -61,6 +61,11 @@ pub struct ChannelStats {
     pub write: IoStats,
     /// Metadata and echo operations.
     pub ops: IoStats,
+    /// Why the channel's connection was lost mid-phase (failover jobs only).
+    pub lost: Option<String>,
+    /// Blocks this channel wrote, by (file, offset) with their length; kept only when the
+    /// job verifies its writes (the read-back goes over another channel).
+    pub written: BTreeMap<(u32, u64), u32>,
 }
 
 impl ChannelStats {
@@ -79,6 +84,10 @@ pub struct JobResult {
     pub elapsed: Duration,
     pub channels: Vec<ChannelStats>,
     pub error: Option<Error>,
+    /// Write jobs with `--verify`: bytes read back and checked, and how many of them were read
+    /// over a different channel than the one that wrote them.
+    pub verified_bytes: u64,
+    pub verified_cross_channel_bytes: u64,
 }
 
 impl JobResult {
@@ -542,6 +551,18 @@ struct Chan {
 struct Phase<'a> {
     ctx: Ctx<'a>,
     work: Mutex<WorkGen>,
+    /// When set, channel `i` does exactly the operations in `assigned[i]` instead of taking
+    /// them from `work` (the cross-channel read-back).
+    assigned: Option<Vec<Mutex<VecDeque<Op>>>>,
+    /// Operations of lost channels, to be reissued on the others (failover).
+    retry: Mutex<VecDeque<Op>>,
+    /// Operations taken but not completed, over all channels.
+    outstanding: AtomicU64,
+    /// Channels whose connection still works.
+    alive: AtomicU64,
+    failover: bool,
+    record_writes: bool,
+    /// Set by `fail`: the phase is over.
     stop: AtomicBool,
     deadline: Option<Instant>,
     iodepth: u32,
@@ -561,9 +582,68 @@ impl Phase<'_> {
     fn should_stop(&self) -> bool {
         self.stop.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
+
+    fn failed(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The next new operation for channel `idx` (counted as outstanding).
+    fn take_work(&self, idx: usize) -> Option<Op> {
+        let op = match &self.assigned {
+            Some(a) => a[idx].lock().expect("assigned lock").pop_front(),
+            None => self.work.lock().expect("work lock").next(),
+        };
+        if op.is_some() {
+            self.outstanding.fetch_add(1, Ordering::SeqCst);
+        }
+        op
+    }
+
+    fn take_retry(&self) -> Option<Op> {
+        if !self.failover {
+            return None;
+        }
+        self.retry.lock().expect("retry lock").pop_front()
+    }
+
+    fn op_finished(&self) {
+        self.outstanding.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Channel `idx` lost its connection with `e`. With failover and another channel alive its
+    /// operations (`ops`, plus what was assigned to it) go to the others; else the phase fails.
+    fn channel_lost(&self, idx: usize, e: Error, ops: Vec<Op>) -> Option<String> {
+        let others_alive = self.alive.fetch_sub(1, Ordering::SeqCst) > 1;
+        let retryable = ops
+            .iter()
+            .all(|op| matches!(op, Op::Read { .. } | Op::Write { .. } | Op::Sentinel));
+        if !(self.failover && others_alive && retryable && matches!(e, Error::Io(_))) {
+            self.fail(e);
+            return None;
+        }
+        let mut retry = self.retry.lock().expect("retry lock");
+        let mut moved = 0u64;
+        for op in ops {
+            if !matches!(op, Op::Sentinel) {
+                retry.push_back(op);
+                moved += 1;
+            }
+        }
+        if let Some(a) = &self.assigned {
+            let mut mine = a[idx].lock().expect("assigned lock");
+            // Assigned but never started: count them as taken, they are outstanding now.
+            self.outstanding
+                .fetch_add(mine.len() as u64, Ordering::SeqCst);
+            moved += mine.len() as u64;
+            retry.extend(mine.drain(..));
+        }
+        Some(format!(
+            "{e}; {moved} operation(s) reissued on other channels"
+        ))
+    }
 }
 
-fn sender_loop(tx: &mut Sender, chan: &Chan, p: &Phase<'_>) {
+fn sender_loop(tx: &mut Sender, chan: &Chan, p: &Phase<'_>, idx: usize) {
     loop {
         let next = {
             let mut st = chan.state.lock().expect("channel lock");
@@ -574,11 +654,17 @@ fn sender_loop(tx: &mut Sender, chan: &Chan, p: &Phase<'_>) {
                 if let Some(f) = st.followups.pop_front() {
                     break Some(f);
                 }
+                if st.inflight < p.iodepth && !p.failed() {
+                    if let Some(op) = p.take_retry() {
+                        st.inflight += 1;
+                        break Some((op, Instant::now()));
+                    }
+                }
                 if p.should_stop() {
                     st.stopping = true;
                 }
                 if !st.stopping && st.inflight < p.iodepth {
-                    match p.work.lock().expect("work lock").next() {
+                    match p.take_work(idx) {
                         Some(op) => {
                             st.inflight += 1;
                             break Some((op, Instant::now()));
@@ -589,7 +675,11 @@ fn sender_loop(tx: &mut Sender, chan: &Chan, p: &Phase<'_>) {
                         }
                     }
                 }
-                if st.stopping && st.inflight == 0 {
+                // With failover, stay until every channel's operations are done: a lost
+                // channel may still hand some over.
+                let all_done =
+                    !p.failover || p.failed() || p.outstanding.load(Ordering::SeqCst) == 0;
+                if st.stopping && st.inflight == 0 && all_done {
                     break None;
                 }
                 st = chan
@@ -604,12 +694,32 @@ fn sender_loop(tx: &mut Sender, chan: &Chan, p: &Phase<'_>) {
             None => (Op::Sentinel, Instant::now(), true),
         };
         let req = op.request(&p.ctx);
+        let mut unsent = Some((op, start));
         let sent = tx.send_registered(req, |id| {
             let mut st = chan.state.lock().expect("channel lock");
-            st.pending.insert(id, (op, start));
+            if let Some((op, start)) = unsent.take() {
+                if st.receiver_gone {
+                    // The receiver has handed this channel's operations over already.
+                    p.retry.lock().expect("retry lock").push_back(op);
+                } else {
+                    st.pending.insert(id, (op, start));
+                }
+            }
         });
         if let Err(e) = sent {
-            p.fail(e);
+            if let Some((op, _)) = unsent {
+                // Never registered: hand it to the receiver, or straight over if it is gone.
+                let mut st = chan.state.lock().expect("channel lock");
+                if st.receiver_gone {
+                    p.retry.lock().expect("retry lock").push_back(op);
+                } else {
+                    st.followups.push_front((op, start));
+                }
+            }
+            if !p.failover {
+                p.fail(e);
+            }
+            // The receiver sees the connection end and hands the operations over (or fails).
             tx.close();
             return;
         }
@@ -619,7 +729,7 @@ fn sender_loop(tx: &mut Sender, chan: &Chan, p: &Phase<'_>) {
     }
 }
 
-fn receiver_loop(rx: &mut Receiver, chan: &Chan, p: &Phase<'_>) -> ChannelStats {
+fn receiver_loop(rx: &mut Receiver, chan: &Chan, p: &Phase<'_>, idx: usize) -> ChannelStats {
     let mut stats = ChannelStats::default();
     let finish = |stats: ChannelStats| {
         let mut st = chan.state.lock().expect("channel lock");
@@ -631,8 +741,17 @@ fn receiver_loop(rx: &mut Receiver, chan: &Chan, p: &Phase<'_>) -> ChannelStats 
         let resp = match rx.recv() {
             Ok(r) => r,
             Err(e) => {
-                p.fail(e);
                 rx.close();
+                let ops = {
+                    let mut st = chan.state.lock().expect("channel lock");
+                    st.receiver_gone = true;
+                    st.inflight = 0;
+                    let mut ops: Vec<Op> = st.pending.drain().map(|(_, (op, _))| op).collect();
+                    ops.extend(st.followups.drain(..).map(|(op, _)| op));
+                    chan.changed.notify_all();
+                    ops
+                };
+                stats.lost = p.channel_lost(idx, e, ops);
                 return finish(stats);
             }
         };
@@ -663,6 +782,10 @@ fn receiver_loop(rx: &mut Receiver, chan: &Chan, p: &Phase<'_>) -> ChannelStats 
             Ok(Outcome::Next) => st.followups.push_back((op, start)),
             Ok(Outcome::Done(class, bytes)) => {
                 st.inflight -= 1;
+                p.op_finished();
+                if let (true, Op::Write { file, offset, len }) = (p.record_writes, &op) {
+                    stats.written.insert((*file, *offset), *len);
+                }
                 let ns = start.elapsed().as_nanos() as u64;
                 let (s, counter) = match class {
                     Class::Read => (&mut stats.read, &p.progress.read_bytes),
@@ -675,6 +798,7 @@ fn receiver_loop(rx: &mut Receiver, chan: &Chan, p: &Phase<'_>) -> ChannelStats 
             }
             Err(e) => {
                 st.inflight -= 1;
+                p.op_finished();
                 p.fail(e);
             }
         }
@@ -690,9 +814,10 @@ fn run_phase(
 ) -> (Vec<ChannelStats>, Duration) {
     let started = Instant::now();
     let done = AtomicBool::new(false);
+    phase.alive.store(conns.len() as u64, Ordering::SeqCst);
     let stats = std::thread::scope(|scope| {
         let mut handles = Vec::new();
-        for conn in conns.iter_mut() {
+        for (idx, conn) in conns.iter_mut().enumerate() {
             let addr = conn.peer;
             let chan = Chan {
                 state: Mutex::new(ChanState {
@@ -707,8 +832,8 @@ fn run_phase(
             let (tx, rx) = (&mut conn.tx, &mut conn.rx);
             handles.push(scope.spawn(move || {
                 std::thread::scope(|inner| {
-                    inner.spawn(|| sender_loop(tx, &chan, phase));
-                    let mut s = receiver_loop(rx, &chan, phase);
+                    inner.spawn(|| sender_loop(tx, &chan, phase, idx));
+                    let mut s = receiver_loop(rx, &chan, phase, idx);
                     s.addr = Some(addr);
                     s
                 })
@@ -837,11 +962,10 @@ fn connect_channels(
         t.connect.clone()
     } else {
         match session.query_interfaces() {
-            Ok(ips) if !ips.is_empty() => ips
-                .into_iter()
-                .map(|ip| SocketAddr::new(ip, t.addr.port()))
-                .collect(),
-            Ok(_) => vec![t.addr],
+            Ok(ifaces) => {
+                let ips: Vec<IpAddr> = ifaces.iter().map(|i| i.addr).collect();
+                channel_addresses(t.addr, &ips)
+            }
             Err(e) => {
                 notes.push(format!(
                     "FSCTL_QUERY_NETWORK_INTERFACE_INFO failed ({e}); binding to {}",
@@ -852,7 +976,7 @@ fn connect_channels(
         }
     };
     for i in 1..want as usize {
-        let addr = addrs[i % addrs.len()];
+        let addr = addrs[(i - 1) % addrs.len()];
         match session.bind(addr, &t.login) {
             Ok(c) => extra.push(c),
             Err(e) => {
@@ -867,6 +991,29 @@ fn connect_channels(
     extra
 }
 
+/// Where to bind extra channels, from the server's interface addresses: those of the target's
+/// address family, loopback only when the target is loopback, no IPv6 link-local addresses (they
+/// would need a scope id the server does not report), the target's own address last so that the
+/// first extra channel goes to another interface. Channel `i` (1-based extra) uses entry
+/// `(i - 1) % len`. Never empty: falls back to the target.
+pub fn channel_addresses(target: SocketAddr, ifaces: &[IpAddr]) -> Vec<SocketAddr> {
+    let usable = |ip: &IpAddr| {
+        ip.is_ipv4() == target.is_ipv4()
+            && !ip.is_unspecified()
+            && ip.is_loopback() == target.ip().is_loopback()
+            && !matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
+    };
+    let mut out: Vec<SocketAddr> = Vec::new();
+    for ip in ifaces.iter().filter(|ip| usable(ip) && **ip != target.ip()) {
+        let a = SocketAddr::new(*ip, target.port());
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out.push(target);
+    out
+}
+
 /// Everything a job holds open while it runs.
 struct Prepared {
     files: Vec<[u8; 16]>,
@@ -874,7 +1021,12 @@ struct Prepared {
     dir_entries: u64,
 }
 
-fn prepare(conns: &mut [Conn], tree_id: u32, spec: &JobSpec) -> Result<Prepared, Error> {
+fn prepare(
+    conns: &mut Vec<Conn>,
+    tree_id: u32,
+    spec: &JobSpec,
+    lost: &mut Vec<LostChannel>,
+) -> Result<Prepared, Error> {
     let mut prepared = Prepared {
         files: Vec::new(),
         dir: dir_name(spec),
@@ -888,7 +1040,7 @@ fn prepare(conns: &mut [Conn], tree_id: u32, spec: &JobSpec) -> Result<Prepared,
             prepared.files.push(f.file_id);
         }
         if need_layout {
-            layout(conns, tree_id, spec, &prepared)?;
+            layout(conns, tree_id, spec, &prepared, lost)?;
         }
         return Ok(prepared);
     }
@@ -922,10 +1074,11 @@ fn prepare(conns: &mut [Conn], tree_id: u32, spec: &JobSpec) -> Result<Prepared,
 
 /// Write every file front to back with the verification pattern (fio's layout step).
 fn layout(
-    conns: &mut [Conn],
+    conns: &mut Vec<Conn>,
     tree_id: u32,
     spec: &JobSpec,
     prepared: &Prepared,
+    lost: &mut Vec<LostChannel>,
 ) -> Result<(), Error> {
     let mut l = spec.clone();
     l.kind = Kind::Write;
@@ -936,11 +1089,68 @@ fn layout(
     l.iodepth = 8;
     l.verify = true;
     let phase = phase_for(&l, tree_id, prepared);
-    run_phase(conns, &phase, false);
+    let (stats, _) = run_phase(conns, &phase, false);
+    drop_lost_channels(conns, &stats, lost);
     match phase.error.into_inner().expect("error lock") {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// A channel whose connection was lost (failover): its number in the job and why.
+pub struct LostChannel {
+    pub channel: usize,
+    pub addr: SocketAddr,
+    pub why: String,
+}
+
+/// Forget channels whose connection was lost in a phase, remembering them in `lost`.
+fn drop_lost_channels(conns: &mut Vec<Conn>, stats: &[ChannelStats], lost: &mut Vec<LostChannel>) {
+    let mut i = 0;
+    conns.retain(|c| {
+        let why = stats.get(i).and_then(|s| s.lost.clone());
+        i += 1;
+        match why {
+            Some(why) => {
+                lost.push(LostChannel {
+                    channel: c.channel,
+                    addr: c.peer,
+                    why,
+                });
+                false
+            }
+            None => true,
+        }
+    });
+}
+
+/// The read-back of a verified write job: every block read over the next surviving channel
+/// after the one that wrote it (the same one only when it is the only one left). Returns the
+/// work per surviving channel and the bytes that cross channels.
+fn readback_plan(stats: &[ChannelStats]) -> (Vec<VecDeque<Op>>, u64) {
+    let alive: Vec<usize> = (0..stats.len())
+        .filter(|i| stats[*i].lost.is_none())
+        .collect();
+    let mut plan: Vec<VecDeque<Op>> = alive.iter().map(|_| VecDeque::new()).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut cross_bytes = 0u64;
+    if alive.is_empty() {
+        return (plan, 0);
+    }
+    for (writer, s) in stats.iter().enumerate() {
+        // The first surviving channel after the writer, cyclically.
+        let pos = alive.iter().position(|a| *a > writer).unwrap_or(0);
+        for (&(file, offset), &len) in &s.written {
+            if !seen.insert((file, offset)) {
+                continue;
+            }
+            if alive[pos] != writer {
+                cross_bytes += len as u64;
+            }
+            plan[pos].push_back(Op::Read { file, offset, len });
+        }
+    }
+    (plan, cross_bytes)
 }
 
 fn phase_for<'a>(spec: &JobSpec, tree_id: u32, prepared: &'a Prepared) -> Phase<'a> {
@@ -963,6 +1173,12 @@ fn phase_for<'a>(spec: &JobSpec, tree_id: u32, prepared: &'a Prepared) -> Phase<
             write_buf,
         },
         work: Mutex::new(WorkGen::new(spec, &prepared.dir)),
+        assigned: None,
+        retry: Mutex::new(VecDeque::new()),
+        outstanding: AtomicU64::new(0),
+        alive: AtomicU64::new(0),
+        failover: spec.failover && spec.kind.is_data(),
+        record_writes: spec.verify && spec.kind.writes() && !spec.kind.reads(),
         stop: AtomicBool::new(false),
         deadline: spec.runtime.map(|r| Instant::now() + r),
         iodepth: spec.iodepth,
@@ -1012,6 +1228,8 @@ pub fn run_job(t: &Target, spec: &JobSpec) -> JobResult {
         elapsed: Duration::ZERO,
         channels: Vec::new(),
         error: None,
+        verified_bytes: 0,
+        verified_cross_channel_bytes: 0,
     };
     if let Err(e) = run_job_inner(t, spec, &mut result) {
         result.error = Some(e);
@@ -1040,25 +1258,74 @@ fn run_job_inner(t: &Target, spec: &JobSpec, result: &mut JobResult) -> Result<(
     let tree_id = session.tree_id;
     let mut conns = vec![session.conn];
     conns.extend(extra);
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.channel = i;
+    }
     result.channels_used = conns.len() as u32;
-    let prepared = prepare(&mut conns, tree_id, spec)?;
+    result.channels = conns
+        .iter()
+        .map(|c| ChannelStats {
+            addr: Some(c.peer),
+            ..Default::default()
+        })
+        .collect();
+    let mut lost = Vec::new();
+    let outcome = run_phases(&mut conns, tree_id, t, spec, result, &mut lost);
+    // Channels lost in any phase (failover): noted, and marked in the per-channel results.
+    for l in lost {
+        result.notes.push(format!(
+            "channel {} to {} lost: {}",
+            l.channel, l.addr, l.why
+        ));
+        if let Some(c) = result.channels.get_mut(l.channel) {
+            c.lost = Some(l.why);
+        }
+    }
+    outcome
+}
+
+/// Prepare, run, verify and clean up a job over its connected channels.
+fn run_phases(
+    conns: &mut Vec<Conn>,
+    tree_id: u32,
+    t: &Target,
+    spec: &JobSpec,
+    result: &mut JobResult,
+    lost: &mut Vec<LostChannel>,
+) -> Result<(), Error> {
+    let prepared = prepare(conns, tree_id, spec, lost)?;
     let phase = phase_for(spec, tree_id, &prepared);
-    let (stats, elapsed) = run_phase(&mut conns, &phase, t.progress);
-    result.channels = stats;
+    let ids: Vec<usize> = conns.iter().map(|c| c.channel).collect();
+    let (stats, elapsed) = run_phase(conns, &phase, t.progress);
     result.elapsed = elapsed;
+    drop_lost_channels(conns, &stats, lost);
     let mut error = phase.error.into_inner().expect("error lock");
-    if error.is_none() && spec.verify && spec.kind.writes() && !spec.kind.reads() {
-        // Read back what the job wrote and check it.
+    if error.is_none() && phase.record_writes {
+        // Read back what the job wrote, each block over another channel than its writer's.
+        let (plan, cross_bytes) = readback_plan(&stats);
         let mut check = spec.clone();
         check.kind = Kind::Read;
         check.runtime = None;
         check.time_based = false;
         check.number_ios = None;
-        let phase = phase_for(&check, tree_id, &prepared);
-        run_phase(&mut conns, &phase, false);
+        let mut phase = phase_for(&check, tree_id, &prepared);
+        phase.assigned = Some(plan.into_iter().map(Mutex::new).collect());
+        let (check_stats, _) = run_phase(conns, &phase, false);
+        drop_lost_channels(conns, &check_stats, lost);
         error = phase.error.into_inner().expect("error lock");
+        if error.is_none() {
+            result.verified_bytes = check_stats.iter().map(|s| s.read.bytes).sum();
+            result.verified_cross_channel_bytes = cross_bytes;
+        }
     }
-    cleanup(&mut conns, tree_id, spec, &prepared, &mut result.notes);
+    for (id, mut s) in ids.into_iter().zip(stats) {
+        s.written.clear();
+        s.lost = None; // set from `lost` by the caller
+        if let Some(slot) = result.channels.get_mut(id) {
+            *slot = s;
+        }
+    }
+    cleanup(conns, tree_id, spec, &prepared, &mut result.notes);
     match error {
         Some(e) => Err(e),
         None => Ok(()),
@@ -1112,6 +1379,62 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 1000);
+    }
+
+    #[test]
+    fn channel_addresses_prefer_other_interfaces() {
+        let ips: Vec<IpAddr> = [
+            "127.0.0.1",
+            "10.231.1.1",
+            "10.231.2.1",
+            "::1",
+            "fd00:231:1::1",
+            "fe80::1",
+            "10.231.2.1",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        let v4: SocketAddr = "10.231.1.1:445".parse().unwrap();
+        let got: Vec<String> = channel_addresses(v4, &ips)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(got, ["10.231.2.1:445", "10.231.1.1:445"]);
+        let v6: SocketAddr = "[fd00:231:1::1]:445".parse().unwrap();
+        assert_eq!(channel_addresses(v6, &ips), [v6]);
+        let lo: SocketAddr = "127.0.0.1:4455".parse().unwrap();
+        assert_eq!(channel_addresses(lo, &ips), [lo]);
+        assert_eq!(channel_addresses(lo, &[]), [lo]);
+    }
+
+    #[test]
+    fn readback_goes_to_the_next_surviving_channel() {
+        let mut stats = vec![ChannelStats::default(); 3];
+        stats[0].written.insert((0, 0), 10);
+        stats[1].written.insert((0, 10), 10);
+        stats[2].written.insert((0, 20), 10);
+        stats[2].written.insert((0, 0), 10); // written twice: read back once
+        let (plan, cross) = readback_plan(&stats);
+        let offsets = |q: &VecDeque<Op>| -> Vec<u64> {
+            q.iter()
+                .map(|op| match op {
+                    Op::Read { offset, .. } => *offset,
+                    _ => u64::MAX,
+                })
+                .collect()
+        };
+        assert_eq!(plan.len(), 3);
+        assert_eq!(offsets(&plan[1]), [0]);
+        assert_eq!(offsets(&plan[2]), [10]);
+        assert_eq!(offsets(&plan[0]), [20]);
+        assert_eq!(cross, 30);
+        stats[1].lost = Some("gone".into());
+        let (plan, cross) = readback_plan(&stats);
+        assert_eq!(plan.len(), 2);
+        assert_eq!(offsets(&plan[1]), [0, 10]); // survivors 0 and 2: channel 2 reads 0's and 1's
+        assert_eq!(offsets(&plan[0]), [20]);
+        assert_eq!(cross, 30);
     }
 
     #[test]

@@ -265,6 +265,7 @@ fn signed_encrypted_and_fallback_to_one_channel_against_smb3d() {
             "rw",
             "--bs",
             "1M",
+            // 32 operations: a 50 % mix with none of one kind is a 2^-31 chance, not 1 in 16.
             "--size",
             "32M",
             "--iodepth",

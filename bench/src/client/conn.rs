@@ -206,6 +206,8 @@ pub struct Conn {
     pub tx: Sender,
     pub rx: Receiver,
     pub peer: SocketAddr,
+    /// The channel's number in its job (0: the session's first connection).
+    pub channel: usize,
 }
 
 impl Conn {
@@ -238,6 +240,7 @@ impl Conn {
                 buf: Vec::new(),
             },
             peer: addr,
+            channel: 0,
         })
     }
 

@@ -378,36 +378,64 @@ pub fn encode_echo(out: &mut Vec<u8>) {
     out.put_u16(0);
 }
 
-/// The IPv4/IPv6 addresses in a FSCTL_QUERY_NETWORK_INTERFACE_INFO output
-/// (MS-SMB2 2.2.32.5: NETWORK_INTERFACE_INFO entries chained by Next, SOCKADDR_STORAGE at 24).
-pub fn decode_interfaces(buf: &[u8]) -> Result<Vec<std::net::IpAddr>> {
-    let mut addrs = Vec::new();
+/// One entry of a FSCTL_QUERY_NETWORK_INTERFACE_INFO output (MS-SMB2 2.2.32.5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkInterface {
+    pub if_index: u32,
+    /// RSS_CAPABLE (0x1), RDMA_CAPABLE (0x2).
+    pub capability: u32,
+    pub link_speed_bps: u64,
+    pub addr: std::net::IpAddr,
+}
+
+impl NetworkInterface {
+    pub fn rss_capable(&self) -> bool {
+        self.capability & 1 != 0
+    }
+}
+
+/// The IPv4/IPv6 interfaces in a FSCTL_QUERY_NETWORK_INTERFACE_INFO output
+/// (MS-SMB2 2.2.32.5: NETWORK_INTERFACE_INFO entries chained by Next, SOCKADDR_STORAGE at 24);
+/// entries of other address families are skipped.
+pub fn decode_interfaces(buf: &[u8]) -> Result<Vec<NetworkInterface>> {
+    let mut out = Vec::new();
     let mut pos = 0usize;
     for _ in 0..64 {
         let entry = slice_at(buf, pos, 152)?;
         let mut r = Reader::new(entry);
         let next = r.u32()? as usize;
-        r.skip(20)?;
+        let if_index = r.u32()?;
+        let capability = r.u32()?;
+        r.skip(4)?; // Reserved
+        let link_speed_bps = r.u64()?;
         let family = r.u16()?;
         r.skip(2)?; // Port
-        match family {
+        let addr = match family {
             0x0002 => {
                 let a: [u8; 4] = r.array()?;
-                addrs.push(std::net::IpAddr::from(a));
+                Some(std::net::IpAddr::from(a))
             }
             0x0017 => {
                 r.skip(4)?; // FlowInfo
                 let a: [u8; 16] = r.array()?;
-                addrs.push(std::net::IpAddr::from(a));
+                Some(std::net::IpAddr::from(a))
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some(addr) = addr {
+            out.push(NetworkInterface {
+                if_index,
+                capability,
+                link_speed_bps,
+                addr,
+            });
         }
         if next == 0 {
             break;
         }
         pos = pos.checked_add(next).ok_or(NtStatus::INVALID_PARAMETER)?;
     }
-    Ok(addrs)
+    Ok(out)
 }
 
 /// An error response's status is in the header; this is for the rare body check.
@@ -588,14 +616,21 @@ mod tests {
     fn interfaces() {
         let mut b = vec![0u8; 152 * 2];
         b[0..4].copy_from_slice(&152u32.to_le_bytes());
+        b[4..8].copy_from_slice(&7u32.to_le_bytes());
+        b[8..12].copy_from_slice(&1u32.to_le_bytes());
+        b[16..24].copy_from_slice(&10_000_000_000u64.to_le_bytes());
         b[24..26].copy_from_slice(&2u16.to_le_bytes());
         b[28..32].copy_from_slice(&[127, 0, 0, 1]);
         b[152 + 24..152 + 26].copy_from_slice(&0x17u16.to_le_bytes());
         b[152 + 47] = 1;
         let a = decode_interfaces(&b).unwrap();
         assert_eq!(a.len(), 2);
-        assert_eq!(a[0].to_string(), "127.0.0.1");
-        assert_eq!(a[1].to_string(), "::1");
+        assert_eq!(a[0].addr.to_string(), "127.0.0.1");
+        assert_eq!(a[0].if_index, 7);
+        assert!(a[0].rss_capable());
+        assert_eq!(a[0].link_speed_bps, 10_000_000_000);
+        assert_eq!(a[1].addr.to_string(), "::1");
+        assert!(!a[1].rss_capable());
         assert!(decode_interfaces(&b[..100]).is_err());
     }
 }

@@ -294,8 +294,8 @@ impl Session {
         Ok(conn)
     }
 
-    /// The server's interface addresses (FSCTL_QUERY_NETWORK_INTERFACE_INFO, MS-SMB2 3.3.5.15.11).
-    pub fn query_interfaces(&mut self) -> Result<Vec<std::net::IpAddr>> {
+    /// The server's interfaces (FSCTL_QUERY_NETWORK_INTERFACE_INFO, MS-SMB2 3.3.5.15.11).
+    pub fn query_interfaces(&mut self) -> Result<Vec<msgs::NetworkInterface>> {
         let mut req = Request::new(Command::Ioctl, self.tree_id);
         msgs::encode_ioctl(
             smb3d_protocol::messages::ioctl::ctl_code::FSCTL_QUERY_NETWORK_INTERFACE_INFO,
