@@ -29,6 +29,8 @@ pub struct FileConfig {
     pub listen: Vec<String>,
     pub reactors: Option<usize>,
     pub workers: Option<usize>,
+    pub break_retry: Option<String>,
+    pub enable_test_fsctl: Option<bool>,
     pub cpus: Option<String>,
     pub signing: Option<String>,
     pub encrypt: Option<String>,

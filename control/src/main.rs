@@ -19,7 +19,7 @@ use mimalloc::MiMalloc;
 use nix::sys::signal::{SigSet, Signal};
 use smb3d_dataplane::handoff::Handoff;
 use smb3d_dataplane::reactor::{bind_listeners, check_port_free, spawn_reactors, ReactorSpec};
-use smb3d_dataplane::server::{ServerConfig, ServerState};
+use smb3d_dataplane::server::{BreakRetry, ServerConfig, ServerState};
 use smb3d_dataplane::share::{Requirement, Share, ShareKind};
 
 use config::{parse_cpu_list, parse_requirement, parse_share_flag, FileConfig};
@@ -127,6 +127,14 @@ struct ServeArgs {
     /// charge one credit per 64 KiB); smaller ones bound the work one client can queue.
     #[arg(long, value_name = "N")]
     max_credits: Option<u16>,
+    /// Oplock break channel policy: spec (oldest live channel first, sent again on the next
+    /// channel when one is found dead) or windows (newest channel, never sent again) [default: spec].
+    #[arg(long, value_name = "POLICY")]
+    break_retry: Option<String>,
+    /// Accept smbtorture's test FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT, which makes a connection
+    /// count as never acknowledging what it is sent (tests of break retry only; off by default).
+    #[arg(long)]
+    enable_test_fsctl: bool,
     /// Worker processes [default: 1]. Each client (by ClientGuid) lives in one worker; a
     /// connection that reaches another worker is handed over with SCM_RIGHTS. A worker that
     /// dies is restarted and takes only its own clients with it.
@@ -267,6 +275,18 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(n) = file.netbios_name {
         config.netbios_name = n;
     }
+    if let Some(p) = args.break_retry.as_deref().or(file.break_retry.as_deref()) {
+        config.break_retry = match p {
+            "spec" => BreakRetry::Spec,
+            "windows" => BreakRetry::Windows,
+            other => {
+                return Err(format!(
+                    "--break-retry: expected spec or windows, got '{other}'"
+                ))
+            }
+        };
+    }
+    config.enable_test_fsctl = args.enable_test_fsctl || file.enable_test_fsctl.unwrap_or(false);
 
     let mut listen = if args.listen.is_empty() {
         file.listen

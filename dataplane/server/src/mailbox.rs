@@ -27,6 +27,13 @@ pub enum ReactorMsg {
     Send { to: ConnHandle, frame: Vec<u8> },
     /// Re-run the connection's parked requests now.
     Kick { to: ConnHandle },
+    /// Send an oplock break and watch that the client's TCP stack acknowledges it; if it does
+    /// not in time, the channel is dead and the break goes to the session's next channel.
+    Break {
+        to: ConnHandle,
+        frame: Vec<u8>,
+        session: std::sync::Weak<crate::session::Session>,
+    },
     /// Take over a connection another worker process handed to this one.
     Adopt {
         reactor: u16,
@@ -38,7 +45,9 @@ impl ReactorMsg {
     /// The reactor the message is for.
     pub fn reactor(&self) -> u16 {
         match self {
-            ReactorMsg::Send { to, .. } | ReactorMsg::Kick { to } => to.reactor,
+            ReactorMsg::Send { to, .. }
+            | ReactorMsg::Kick { to }
+            | ReactorMsg::Break { to, .. } => to.reactor,
             ReactorMsg::Adopt { reactor, .. } => *reactor,
         }
     }

@@ -1,6 +1,7 @@
 //! Oplock break delivery (MS-SMB2 3.3.4.6): a break notification goes to one connection of the
 //! session that owns the open — the oldest one still alive — through that connection's reactor.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use smb3d_protocol::framing::{write_frame_header, FRAME_HEADER_BYTES};
@@ -10,7 +11,7 @@ use smb3d_protocol::transform::TRANSFORM_HEADER_BYTES;
 use tracing::{debug, warn};
 
 use crate::mailbox::{ConnHandle, ReactorMsg};
-use crate::server::ServerState;
+use crate::server::{BreakRetry, ServerState};
 use crate::session::Session;
 use crate::storage::file_table::BreakNotice;
 
@@ -21,12 +22,46 @@ pub fn send_breaks(server: &ServerState, notices: Vec<BreakNotice>) {
             continue;
         };
         let frame = break_frame(&session, notice.target.file_id.encode(), notice.level);
-        if !deliver(server, &session, frame) {
+        server.break_stats.sent.fetch_add(1, Ordering::Relaxed);
+        if !deliver(server, &session, frame, None) {
+            server
+                .break_stats
+                .undeliverable
+                .fetch_add(1, Ordering::Relaxed);
             warn!(
                 session = session.id,
                 "oplock break could not be delivered on any channel"
             );
         }
+    }
+}
+
+/// A break was sent on `dead`, whose peer never acknowledged it: under the `spec` policy send
+/// the same break (same bytes) on the session's next live channel.
+pub fn redeliver(server: &ServerState, session: &Arc<Session>, frame: Vec<u8>, dead: ConnHandle) {
+    session.detach_connection(dead);
+    if server.config.break_retry != BreakRetry::Spec {
+        return;
+    }
+    server.break_stats.retried.fetch_add(1, Ordering::Relaxed);
+    let stats = &server.break_stats;
+    tracing::info!(
+        session = session.id,
+        sent = stats.sent.load(Ordering::Relaxed),
+        transport_acked = stats.transport_acked.load(Ordering::Relaxed),
+        retried = stats.retried.load(Ordering::Relaxed),
+        channels_declared_dead = stats.channels_declared_dead.load(Ordering::Relaxed),
+        "oplock break sent again on the next channel"
+    );
+    if !deliver(server, session, frame, Some(dead)) {
+        server
+            .break_stats
+            .undeliverable
+            .fetch_add(1, Ordering::Relaxed);
+        warn!(
+            session = session.id,
+            "no live channel left for an oplock break"
+        );
     }
 }
 
@@ -37,13 +72,25 @@ pub fn kick(server: &ServerState, waiters: Vec<ConnHandle>) {
     }
 }
 
-/// MS-SMB2 3.3.4.6: oplock breaks go to a channel of the open's own session; the oldest first.
-fn deliver(server: &ServerState, session: &Session, frame: Vec<u8>) -> bool {
-    for to in session.connections() {
-        if server.post(ReactorMsg::Send {
+/// MS-SMB2 3.3.4.6: oplock breaks go to a channel of the open's own session: the oldest live
+/// one (`spec`), or the newest as Windows does (`windows`).
+fn deliver(
+    server: &ServerState,
+    session: &Arc<Session>,
+    frame: Vec<u8>,
+    skip: Option<ConnHandle>,
+) -> bool {
+    let mut channels = session.connections();
+    if server.config.break_retry == BreakRetry::Windows {
+        channels.reverse();
+    }
+    for to in channels.into_iter().filter(|c| Some(*c) != skip) {
+        let msg = ReactorMsg::Break {
             to,
             frame: frame.clone(),
-        }) {
+            session: Arc::downgrade(session),
+        };
+        if server.post(msg) {
             debug!(session = session.id, ?to, "oplock break sent");
             return true;
         }

@@ -27,6 +27,31 @@ pub struct ServerConfig {
     /// The addresses served: FSCTL_QUERY_NETWORK_INTERFACE_INFO reports only interface
     /// addresses a client can reach us on (an unspecified address stands for all of its family).
     pub listen: Vec<std::net::SocketAddr>,
+    /// Which channel an oplock break goes to, and whether it is sent again on another channel
+    /// when the first one turns out dead.
+    pub break_retry: BreakRetry,
+    /// Accept smbtorture's FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT (tests only).
+    pub enable_test_fsctl: bool,
+}
+
+/// Oplock break channel policy (MS-SMB2 3.3.4.6 and what Windows does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BreakRetry {
+    /// The oldest live channel first; on a dead channel, the same break again on the next.
+    #[default]
+    Spec,
+    /// As Windows: oplock breaks on the newest channel, never sent again.
+    Windows,
+}
+
+/// Break delivery counters, for logs and status.
+#[derive(Debug, Default)]
+pub struct BreakStats {
+    pub sent: AtomicU64,
+    pub transport_acked: AtomicU64,
+    pub retried: AtomicU64,
+    pub undeliverable: AtomicU64,
+    pub channels_declared_dead: AtomicU64,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +64,8 @@ impl Default for ServerConfig {
             allow_anonymous: false,
             multichannel: true,
             listen: Vec::new(),
+            break_retry: BreakRetry::Spec,
+            enable_test_fsctl: false,
         }
     }
 }
@@ -101,6 +128,7 @@ pub struct ServerState {
     pub mailboxes: OnceLock<Vec<Mailbox>>,
     /// With several worker processes: this worker's index and every worker's inbox.
     pub handoff: Option<crate::handoff::Handoff>,
+    pub break_stats: BreakStats,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -129,6 +157,7 @@ impl ServerState {
             files: FileTable::new(),
             mailboxes: OnceLock::new(),
             handoff: None,
+            break_stats: BreakStats::default(),
         }
     }
 

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use smb3d_protocol::header::{self, flags, Command, Header, HEADER_BYTES, TRANSFORM_PROTOCOL_ID};
 use smb3d_protocol::limits::MAX_COMPOUND_REQUESTS;
+use smb3d_protocol::messages::ioctl::ctl_code;
 use smb3d_protocol::messages::{self, echo, error};
 use smb3d_protocol::transform::TransformHeader;
 use smb3d_protocol::NtStatus;
@@ -96,6 +97,9 @@ pub struct Connection {
     hand_off_to: Option<usize>,
     /// An SMB1 negotiate was answered: the SMB2 NEGOTIATE that follows has MessageId 1.
     smb1_answered: bool,
+    /// Test hook (smbtorture FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT): treat everything sent on
+    /// this connection as never acknowledged.
+    force_unacked: bool,
 }
 
 /// Per-PDU state carried from one compound element to the next (MS-SMB2 3.3.5.2.7.2).
@@ -156,6 +160,7 @@ impl Connection {
             encrypt_with: None,
             hand_off_to: None,
             smb1_answered: false,
+            force_unacked: false,
         }
     }
 
@@ -227,6 +232,11 @@ impl Connection {
         self.smb1_answered = true;
         self.credits = CreditWindow::starting_at(1, self.server.config.max_credits);
         Ok(())
+    }
+
+    /// Whether the test FSCTL made this connection count as never acknowledging anything.
+    pub fn force_unacked(&self) -> bool {
+        self.force_unacked
     }
 
     /// The worker this connection must be handed to, once (set by NEGOTIATE).
@@ -465,6 +475,25 @@ impl Connection {
                 }
             }
             return self.session_setup(msg, rsp, env, fb, compound);
+        }
+        if command == Command::Ioctl
+            && ioctl_code(msg) == Some(ctl_code::FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT)
+        {
+            // Needs no session or tree (smbtorture sends it bare); refused unless the test
+            // switch is on, as an unknown FSCTL would be.
+            if !self.server.config.enable_test_fsctl {
+                return self.error(fb, rsp, NtStatus::INVALID_DEVICE_REQUEST, None);
+            }
+            self.force_unacked = true;
+            warn!(peer = %self.peer, "test FSCTL: sends on this connection count as unacknowledged");
+            let mut body = Vec::new();
+            smb3d_protocol::messages::ioctl::encode_response(
+                ctl_code::FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT,
+                &[0xff; 16],
+                &[],
+                &mut body,
+            );
+            return self.respond(fb, rsp, NtStatus::SUCCESS, &body, None);
         }
         if command == Command::Echo && rsp.session_id == 0 {
             let mut body = Vec::new();
@@ -1070,6 +1099,12 @@ impl Connection {
 
 /// IOCTLs answered by the connection itself: the ones on the all-ones FileId that are not about
 /// a file (validate negotiate, interface list, test hooks).
+/// The CtlCode of an IOCTL request, if the body is long enough to hold one.
+fn ioctl_code(msg: &[u8]) -> Option<u32> {
+    msg.get(HEADER_BYTES + 4..HEADER_BYTES + 8)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
 fn is_connection_ioctl(msg: &[u8]) -> bool {
     use smb3d_protocol::messages::ioctl::ctl_code;
     let code = msg

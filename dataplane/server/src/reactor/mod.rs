@@ -9,6 +9,7 @@
 mod listener;
 mod ring;
 pub mod steering;
+mod tcp;
 
 pub use listener::{bind_listeners, check_port_free};
 

@@ -13,7 +13,7 @@ use smb3d_protocol::framing::{parse_frame_header, Frame, FRAME_HEADER_BYTES};
 use smb3d_protocol::limits::MAX_PDU_BYTES;
 use tracing::{debug, info, warn};
 
-use super::ReactorSpec;
+use super::{tcp, ReactorSpec};
 use crate::connection::{Connection, Environment, FileIo};
 use crate::mailbox::{ConnHandle, MailboxReceiver, ReactorMsg};
 use crate::server::ServerState;
@@ -62,6 +62,71 @@ struct Conn {
     closing: bool,
     /// Given to another worker process: close our descriptor, but never shut the socket down.
     handed_off: bool,
+    /// Bytes queued for sending, and bytes the kernel took, since the connection began.
+    queued_bytes: u64,
+    written_bytes: u64,
+    /// Oplock breaks sent here whose bytes the peer has not acknowledged yet.
+    unacked_breaks: Vec<TrackedBreak>,
+}
+
+/// An oplock break in flight on a connection, watched until the peer's TCP stack acknowledges
+/// it (MS-SMB2 leaves detecting a dead channel to the server; this follows FIELD-NOTES).
+struct TrackedBreak {
+    frame: Vec<u8>,
+    session: std::sync::Weak<crate::session::Session>,
+    /// Stream position just after the break's last byte.
+    end: u64,
+    sent_at: std::time::Instant,
+}
+
+/// Retransmission timeouts a break may stay unacknowledged before its channel is dead.
+const DEAD_CHANNEL_RTOS: u32 = 6;
+
+/// Forget breaks the peer's TCP stack has acknowledged; declare the channel dead when one has
+/// waited too long, and send its breaks again on the session's next channel.
+fn check_breaks(c: &mut Conn, server: &ServerState) {
+    let fd = c.fd.as_raw_fd();
+    // smbtorture's FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT: this connection acknowledges nothing.
+    let acked_upto = if c.conn.force_unacked() {
+        0
+    } else {
+        tcp::unacked_bytes(fd).map_or(0, |outq| c.written_bytes.saturating_sub(outq))
+    };
+    let before = c.unacked_breaks.len();
+    c.unacked_breaks.retain(|b| b.end > acked_upto);
+    let acked = (before - c.unacked_breaks.len()) as u64;
+    server
+        .break_stats
+        .transport_acked
+        .fetch_add(acked, std::sync::atomic::Ordering::Relaxed);
+    let limit = tcp::dead_after(tcp::rto(fd), DEAD_CHANNEL_RTOS);
+    if !c
+        .unacked_breaks
+        .iter()
+        .any(|b| b.sent_at.elapsed() >= limit)
+    {
+        return;
+    }
+    warn!(peer = %c.conn.peer, waited_ms = limit.as_millis() as u64, "oplock break not acknowledged: channel declared dead");
+    server
+        .break_stats
+        .channels_declared_dead
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    c.closing = true;
+    let _ = nix::sys::socket::shutdown(fd, nix::sys::socket::Shutdown::Both);
+    for b in std::mem::take(&mut c.unacked_breaks) {
+        if let Some(session) = b.session.upgrade() {
+            crate::oplock::redeliver(server, &session, b.frame, c.conn.handle);
+        }
+    }
+}
+
+/// Queue frames for sending, keeping count of the bytes.
+fn enqueue(c: &mut Conn, frames: impl IntoIterator<Item = Vec<u8>>) {
+    for frame in frames {
+        c.queued_bytes += frame.len() as u64;
+        c.sendq.push_back(frame);
+    }
 }
 
 /// File I/O in flight on the ring, owned here until its completion: the READ's response frame, or
@@ -220,6 +285,7 @@ pub fn run(
                         c.closing = true;
                     } else {
                         c.send_off += res as usize;
+                        c.written_bytes += res as u64;
                         if c.sendq.front().is_some_and(|f| c.send_off >= f.len()) {
                             c.sendq.pop_front();
                             c.send_off = 0;
@@ -253,7 +319,7 @@ pub fn run(
                         continue;
                     };
                     if !c.closing {
-                        c.sendq.push_back(frame);
+                        enqueue(c, [frame]);
                         arm_send(&mut ring, c, done.conn_slot)?;
                     }
                     continue;
@@ -265,7 +331,9 @@ pub fn run(
                             break;
                         };
                         let to = match msg {
-                            ReactorMsg::Send { to, .. } | ReactorMsg::Kick { to } => to,
+                            ReactorMsg::Send { to, .. }
+                            | ReactorMsg::Kick { to }
+                            | ReactorMsg::Break { to, .. } => to,
                             ReactorMsg::Adopt { adoption, .. } => {
                                 // A connection handed over by another worker: its NEGOTIATE is
                                 // already in hand and runs now, as if just received.
@@ -319,7 +387,18 @@ pub fn run(
                             continue;
                         }
                         match msg {
-                            ReactorMsg::Send { frame, .. } => c.sendq.push_back(frame),
+                            ReactorMsg::Send { frame, .. } => enqueue(c, [frame]),
+                            ReactorMsg::Break { frame, session, .. } => {
+                                let end = c.queued_bytes + frame.len() as u64;
+                                let sent_at = std::time::Instant::now();
+                                c.unacked_breaks.push(TrackedBreak {
+                                    frame: frame.clone(),
+                                    session,
+                                    end,
+                                    sent_at,
+                                });
+                                enqueue(c, [frame]);
+                            }
                             ReactorMsg::Kick { .. } => poll_waits(c, &mut env),
                             ReactorMsg::Adopt { .. } => {}
                         }
@@ -334,6 +413,9 @@ pub fn run(
                         if c.conn.has_waits() && !c.closing {
                             poll_waits(c, &mut env);
                             arm_send(&mut ring, c, idx)?;
+                        }
+                        if !c.unacked_breaks.is_empty() && !c.closing {
+                            check_breaks(c, &server);
                         }
                     }
                     if shutdown.load(Ordering::Relaxed) {
@@ -415,6 +497,9 @@ fn add_connection(
         send_inflight: false,
         closing: false,
         handed_off: false,
+        queued_bytes: 0,
+        written_bytes: 0,
+        unacked_breaks: Vec::new(),
     });
     idx
 }
@@ -423,7 +508,7 @@ fn add_connection(
 fn poll_waits(c: &mut Conn, env: &mut ReactorEnv) {
     let mut out = Vec::new();
     let result = c.conn.poll_waits(env, &mut out);
-    c.sendq.extend(out);
+    enqueue(c, out);
     if let Err(why) = result {
         warn!(peer = %c.conn.peer, reason = %why.0, "closing connection");
         c.closing = true;
@@ -498,7 +583,7 @@ fn on_received(c: &mut Conn, env: &mut ReactorEnv, new_ios: &mut Vec<NewFileIo>)
                 let result = c
                     .conn
                     .handle_pdu(&mut c.rbuf[start..start + len], env, &mut out);
-                c.sendq.extend(out);
+                enqueue(c, out);
                 if let Err(why) = result {
                     warn!(peer = %c.conn.peer, reason = %why.0, "closing connection");
                     c.closing = true;
