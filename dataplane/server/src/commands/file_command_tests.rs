@@ -5,7 +5,10 @@ use smb3d_protocol::messages::lock::flags;
 use smb3d_protocol::NtStatus;
 
 use super::test_support::*;
-use super::{close, create, flush, lock, read, write, Reply};
+use smb3d_protocol::dialect::Dialect;
+use smb3d_protocol::header::Header;
+
+use super::{close, create, flush, lock, read, write, Reply, Request};
 use crate::storage::file_table::{access, share};
 use crate::storage::metadata::attr;
 
@@ -692,4 +695,36 @@ fn racing_open_if_creates_open_the_winner() {
         sorted.sort();
         assert_eq!(sorted, [action::OPENED, action::CREATED], "{actions:?}");
     }
+}
+
+#[test]
+fn read_length_limited_by_dialect() {
+    let mut env = TestEnv::new();
+    let id = open(&mut env, &Create::new("small", disposition::CREATE)).unwrap();
+    let run_202 = |env: &mut TestEnv, length: u32| {
+        let msg = message(READ, &read_body(&id, 0, length));
+        let header = Header::decode(&msg).unwrap();
+        let req = Request {
+            header: &header,
+            msg: &msg,
+        };
+        let mut ctx = env.ctx();
+        ctx.dialect = Dialect::Smb202;
+        read::handle(&req, &mut ctx).map(|_| ())
+    };
+    // 2.0.2 advertises MaxReadSize 64 KiB and has no multi-credit charge: one credit must not
+    // buy an 8 MiB response buffer (MS-SMB2 3.3.5.12).
+    assert!(run_202(&mut env, 65536).is_ok());
+    assert_eq!(
+        run_202(&mut env, 65537).unwrap_err(),
+        NtStatus::INVALID_PARAMETER
+    );
+    assert!(env
+        .run(read::handle, READ, &read_body(&id, 0, 8 << 20))
+        .is_ok());
+    assert_eq!(
+        env.run(read::handle, READ, &read_body(&id, 0, (8 << 20) + 1))
+            .unwrap_err(),
+        NtStatus::INVALID_PARAMETER
+    );
 }
