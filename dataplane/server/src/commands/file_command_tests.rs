@@ -728,3 +728,37 @@ fn read_length_limited_by_dialect() {
         NtStatus::INVALID_PARAMETER
     );
 }
+
+#[test]
+fn locks_per_file_are_bounded() {
+    use crate::storage::file_table::MAX_LOCKS_PER_FILE;
+    let mut env = TestEnv::new();
+    let id = open(&mut env, &Create::new("many-locks", disposition::CREATE)).unwrap();
+    let sh = flags::SHARED_LOCK | flags::FAIL_IMMEDIATELY;
+    // Shared locks on one range stack; 1024 per request, the most a LOCK may carry.
+    let elements = vec![(0u64, 1u64, sh); 1024];
+    for _ in 0..MAX_LOCKS_PER_FILE / 1024 {
+        body_of(
+            env.run(lock::handle, LOCK, &lock_body(&id, &elements))
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        env.run(lock::handle, LOCK, &lock_body(&id, &[(0, 1, sh)]))
+            .unwrap_err(),
+        NtStatus::INSUFFICIENT_RESOURCES
+    );
+    // Releasing one makes room for one.
+    body_of(
+        env.run(
+            lock::handle,
+            LOCK,
+            &lock_body(&id, &[(0, 1, flags::UNLOCK)]),
+        )
+        .unwrap(),
+    );
+    body_of(
+        env.run(lock::handle, LOCK, &lock_body(&id, &[(0, 1, sh)]))
+            .unwrap(),
+    );
+}
