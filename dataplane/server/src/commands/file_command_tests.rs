@@ -5,7 +5,10 @@ use smb3d_protocol::messages::lock::flags;
 use smb3d_protocol::NtStatus;
 
 use super::test_support::*;
-use super::{close, create, flush, lock, read, write, Reply};
+use smb3d_protocol::dialect::Dialect;
+use smb3d_protocol::header::Header;
+
+use super::{close, create, flush, lock, read, write, Reply, Request};
 use crate::storage::file_table::{access, share};
 use crate::storage::metadata::attr;
 
@@ -692,4 +695,70 @@ fn racing_open_if_creates_open_the_winner() {
         sorted.sort();
         assert_eq!(sorted, [action::OPENED, action::CREATED], "{actions:?}");
     }
+}
+
+#[test]
+fn read_length_limited_by_dialect() {
+    let mut env = TestEnv::new();
+    let id = open(&mut env, &Create::new("small", disposition::CREATE)).unwrap();
+    let run_202 = |env: &mut TestEnv, length: u32| {
+        let msg = message(READ, &read_body(&id, 0, length));
+        let header = Header::decode(&msg).unwrap();
+        let req = Request {
+            header: &header,
+            msg: &msg,
+        };
+        let mut ctx = env.ctx();
+        ctx.dialect = Dialect::Smb202;
+        read::handle(&req, &mut ctx).map(|_| ())
+    };
+    // 2.0.2 advertises MaxReadSize 64 KiB and has no multi-credit charge: one credit must not
+    // buy an 8 MiB response buffer (MS-SMB2 3.3.5.12).
+    assert!(run_202(&mut env, 65536).is_ok());
+    assert_eq!(
+        run_202(&mut env, 65537).unwrap_err(),
+        NtStatus::INVALID_PARAMETER
+    );
+    assert!(env
+        .run(read::handle, READ, &read_body(&id, 0, 8 << 20))
+        .is_ok());
+    assert_eq!(
+        env.run(read::handle, READ, &read_body(&id, 0, (8 << 20) + 1))
+            .unwrap_err(),
+        NtStatus::INVALID_PARAMETER
+    );
+}
+
+#[test]
+fn locks_per_file_are_bounded() {
+    use crate::storage::file_table::MAX_LOCKS_PER_FILE;
+    let mut env = TestEnv::new();
+    let id = open(&mut env, &Create::new("many-locks", disposition::CREATE)).unwrap();
+    let sh = flags::SHARED_LOCK | flags::FAIL_IMMEDIATELY;
+    // Shared locks on one range stack; 1024 per request, the most a LOCK may carry.
+    let elements = vec![(0u64, 1u64, sh); 1024];
+    for _ in 0..MAX_LOCKS_PER_FILE / 1024 {
+        body_of(
+            env.run(lock::handle, LOCK, &lock_body(&id, &elements))
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        env.run(lock::handle, LOCK, &lock_body(&id, &[(0, 1, sh)]))
+            .unwrap_err(),
+        NtStatus::INSUFFICIENT_RESOURCES
+    );
+    // Releasing one makes room for one.
+    body_of(
+        env.run(
+            lock::handle,
+            LOCK,
+            &lock_body(&id, &[(0, 1, flags::UNLOCK)]),
+        )
+        .unwrap(),
+    );
+    body_of(
+        env.run(lock::handle, LOCK, &lock_body(&id, &[(0, 1, sh)]))
+            .unwrap(),
+    );
 }

@@ -136,11 +136,7 @@ pub fn handle(
         caps |= capabilities::ENCRYPTION;
     }
     resp.capabilities = caps;
-    let io = if dialect >= Dialect::Smb210 {
-        MAX_IO_SIZE_BYTES
-    } else {
-        65536
-    };
+    let io = max_io_bytes(dialect);
     resp.max_transact_size = io;
     resp.max_read_size = io;
     resp.max_write_size = io;
@@ -159,6 +155,16 @@ pub fn handle(
         max_io_bytes: io,
     };
     Ok(resp)
+}
+
+/// MaxReadSize/MaxWriteSize/MaxTransactSize for `dialect`: 2.0.2 has no multi-credit requests,
+/// so one credit covers at most 64 KiB (MS-SMB2 3.3.5.4, 3.3.5.2.5).
+pub fn max_io_bytes(dialect: Dialect) -> u32 {
+    if dialect >= Dialect::Smb210 {
+        MAX_IO_SIZE_BYTES
+    } else {
+        65536
+    }
 }
 
 /// The answer to an SMB1 multi-protocol NEGOTIATE (MS-SMB2 3.3.5.3.1): the SMB2 wildcard dialect

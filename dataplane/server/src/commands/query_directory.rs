@@ -9,13 +9,13 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use smb3d_protocol::info::dir::{self, DirEntry};
 use smb3d_protocol::info::Times;
-use smb3d_protocol::limits::MAX_IO_SIZE_BYTES;
 use smb3d_protocol::messages::query_directory::{
     begin_output_response, finish_output_response, flags, QueryDirectoryRequest,
 };
 use smb3d_protocol::wire::Writer;
 use smb3d_protocol::NtStatus;
 
+use super::negotiate::max_io_bytes;
 use super::{Reply, Request, TreeCtx};
 use crate::open::{FileId, Open};
 use crate::storage::file_table::access;
@@ -47,7 +47,7 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
     }
     let fixed = dir::fixed_bytes(q.file_information_class).ok_or(NtStatus::INVALID_INFO_CLASS)?;
     let out_len = q.output_buffer_length as usize;
-    if out_len > MAX_IO_SIZE_BYTES as usize {
+    if out_len > max_io_bytes(ctx.dialect) as usize {
         return Err(NtStatus::INVALID_PARAMETER);
     }
     // MS-FSA 2.1.5.6.3: a buffer that cannot hold one entry's fixed part.

@@ -12,7 +12,6 @@ use smb3d_protocol::info::file::{self as fi, class};
 use smb3d_protocol::info::fs::{self, class as fs_class};
 use smb3d_protocol::info::info_type;
 use smb3d_protocol::info::security::{secinfo, SecurityDescriptor, Sid};
-use smb3d_protocol::limits::MAX_IO_SIZE_BYTES;
 use smb3d_protocol::messages::error;
 use smb3d_protocol::messages::query_info::{
     begin_output_response, finish_output_response, flags, QueryInfoRequest,
@@ -20,6 +19,7 @@ use smb3d_protocol::messages::query_info::{
 use smb3d_protocol::wire::Writer;
 use smb3d_protocol::NtStatus;
 
+use super::negotiate::max_io_bytes;
 use super::query_directory::{short_name, times_of};
 use super::{Reply, Request, TreeCtx};
 use crate::open::{FileId, Open};
@@ -39,7 +39,7 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
     let q = QueryInfoRequest::decode(req.msg)?;
     let open = ctx.open(FileId::decode(&q.file_id))?;
     // MS-SMB2 3.3.5.20: larger than MaxTransactSize is INVALID_PARAMETER.
-    if q.output_buffer_length > MAX_IO_SIZE_BYTES {
+    if q.output_buffer_length > max_io_bytes(ctx.dialect) {
         return Err(NtStatus::INVALID_PARAMETER);
     }
     match q.info_type {

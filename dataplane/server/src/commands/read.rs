@@ -4,10 +4,10 @@
 //! `messages::read::status_after_read` (0 bytes read for Length > 0, or fewer than
 //! MinimumCount).
 
-use smb3d_protocol::limits::MAX_IO_SIZE_BYTES;
 use smb3d_protocol::messages::read::ReadRequest;
 use smb3d_protocol::NtStatus;
 
+use super::negotiate::max_io_bytes;
 use super::{Reply, Request, TreeCtx};
 use crate::open::FileId;
 use crate::storage::file_table::access;
@@ -25,7 +25,8 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
     if open.access_mask & (access::FILE_READ_DATA | access::FILE_EXECUTE) == 0 {
         return Err(NtStatus::ACCESS_DENIED);
     }
-    if r.length > MAX_IO_SIZE_BYTES {
+    // MS-SMB2 3.3.5.12: Length above Connection.MaxReadSize is INVALID_PARAMETER.
+    if r.length > max_io_bytes(ctx.dialect) {
         return Err(NtStatus::INVALID_PARAMETER);
     }
     // The range must fit in a host file offset.

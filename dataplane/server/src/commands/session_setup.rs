@@ -20,6 +20,9 @@ use crate::share::Requirement;
 
 /// Authentications in progress on one connection, at most.
 const MAX_PENDING_AUTH: usize = 16;
+/// Sessions one connection may have established at once (each new one is refused with
+/// INSUFFICIENT_RESOURCES beyond this; logging one off makes room).
+pub const MAX_SESSIONS_PER_CONNECTION: usize = 1024;
 
 /// A SESSION_SETUP exchange in progress.
 pub struct PendingAuth {
@@ -79,10 +82,12 @@ pub fn handle(
         ctx.pending.insert(header_session_id, pending);
         header_session_id
     } else if header_session_id == 0 {
-        let id = ctx.server.sessions.allocate_id();
-        if ctx.pending.len() >= MAX_PENDING_AUTH {
+        if ctx.pending.len() >= MAX_PENDING_AUTH
+            || ctx.channels.len() >= MAX_SESSIONS_PER_CONNECTION
+        {
             return Err(NtStatus::INSUFFICIENT_RESOURCES);
         }
+        let id = ctx.server.sessions.allocate_id();
         ctx.pending.insert(id, new_pending(ctx, None));
         id
     } else if !ctx.pending.contains_key(&header_session_id) {
@@ -463,5 +468,72 @@ fn end_previous_session(server: &ServerState, previous_id: u64, identity: &Ident
     previous.mark_logged_off();
     for (open, share) in super::logoff::logoff(&previous, server) {
         super::close::close_open(server, &share, &open);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smb3d_protocol::header::HEADER_BYTES;
+
+    fn request_msg() -> Vec<u8> {
+        let mut msg = vec![0u8; HEADER_BYTES];
+        msg.extend_from_slice(&25u16.to_le_bytes());
+        msg.extend_from_slice(&[0; 22]); // no security buffer
+        msg
+    }
+
+    #[test]
+    fn new_sessions_per_connection_are_bounded() {
+        let server = ServerState::new(
+            crate::server::ServerConfig::default(),
+            Vec::new(),
+            Arc::new(crate::server::NoUsers),
+            [1; 16],
+        );
+        let info = ConnectionInfo {
+            dialect: Some(Dialect::Smb311),
+            ..ConnectionInfo::default()
+        };
+        let mut pending = HashMap::new();
+        let mut channels: HashMap<u64, Channel> = (1..=MAX_SESSIONS_PER_CONNECTION as u64)
+            .map(|id| {
+                let session = Arc::new(Session::new(id, Identity::Anonymous));
+                (
+                    id,
+                    Channel {
+                        session,
+                        signer: None,
+                    },
+                )
+            })
+            .collect();
+        let mut ctx = SessionSetupCtx {
+            conn: crate::mailbox::ConnHandle {
+                reactor: 0,
+                slot: 0,
+                gen: 1,
+            },
+            server: &server,
+            info: &info,
+            pending: &mut pending,
+            channels: &mut channels,
+            challenge: [0; 8],
+            nonce_salt: 0,
+            now_filetime: 0,
+        };
+        let msg = request_msg();
+        assert_eq!(
+            handle(&msg, 0, &mut ctx).err(),
+            Some(NtStatus::INSUFFICIENT_RESOURCES)
+        );
+        assert!(ctx.pending.is_empty());
+        // With room, the same request gets to authentication (which refuses its empty token).
+        ctx.channels.remove(&1);
+        let status = match handle(&msg, 0, &mut ctx) {
+            Ok(outcome) => outcome.status,
+            Err(s) => s,
+        };
+        assert_ne!(status, NtStatus::INSUFFICIENT_RESOURCES);
     }
 }

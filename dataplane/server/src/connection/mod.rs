@@ -39,6 +39,9 @@ use frame::FrameBuilder;
 
 /// Requests one connection may have waiting asynchronously (blocked locks).
 const MAX_ASYNC_WAITS: usize = 256;
+/// Bytes of request chains one connection may hold parked: a parked request keeps a copy of its
+/// chain (up to a whole 8 MiB PDU), so 256 waits alone could pin 2 GiB.
+const MAX_PARKED_BYTES: usize = 32 * 1024 * 1024;
 
 /// Why a connection must be closed; logged by the reactor.
 #[derive(Debug)]
@@ -121,6 +124,8 @@ struct CompoundState {
     resumed_chain: bool,
     /// The request just processed went async with this AsyncId.
     parked: Option<u64>,
+    /// Bytes from the request being processed to the end of its chain: what parking it copies.
+    chain_rest_bytes: usize,
     /// The resumed request is still blocked.
     blocked_again: bool,
 }
@@ -137,6 +142,7 @@ impl Default for CompoundState {
             resuming: false,
             resumed_chain: false,
             parked: None,
+            chain_rest_bytes: 0,
             blocked_again: false,
         }
     }
@@ -315,6 +321,7 @@ impl Connection {
             };
             let msg = &rest[..len];
             let single = offset == 0 && hdr.next_command == 0 && !compound.resumed_chain;
+            compound.chain_rest_bytes = rest.len();
             let before = compound.clone();
             self.process(
                 &hdr,
@@ -796,7 +803,8 @@ impl Connection {
                     compound.blocked_again = true;
                     return Ok(());
                 }
-                if self.waits.len() >= MAX_ASYNC_WAITS {
+                let parked_bytes = self.waits.iter().map(|w| w.chain.len()).sum();
+                if !may_park(self.waits.len(), parked_bytes, compound.chain_rest_bytes) {
                     return self.error(fb, rsp, NtStatus::INSUFFICIENT_RESOURCES, sign_with);
                 }
                 // MS-SMB2 3.3.4.2: answer STATUS_PENDING with an AsyncId now, the result later;
@@ -1095,6 +1103,12 @@ impl Connection {
         self.pending_auth.clear();
         self.waits.clear();
     }
+}
+
+/// Whether one more request (with `chain_bytes` to copy) may be parked next to `waits` parked
+/// requests holding `parked_bytes`.
+fn may_park(waits: usize, parked_bytes: usize, chain_bytes: usize) -> bool {
+    waits < MAX_ASYNC_WAITS && parked_bytes.saturating_add(chain_bytes) <= MAX_PARKED_BYTES
 }
 
 /// IOCTLs answered by the connection itself: the ones on the all-ones FileId that are not about

@@ -151,3 +151,16 @@ fn smb1_negotiate_gets_wildcard() {
     let dialect = u16::from_le_bytes([out[0][4 + HEADER_BYTES + 4], out[0][4 + HEADER_BYTES + 5]]);
     assert_eq!(dialect, 0x02FF);
 }
+
+#[test]
+fn parking_is_bounded_by_count_and_bytes() {
+    use super::{may_park, MAX_ASYNC_WAITS, MAX_PARKED_BYTES};
+    assert!(may_park(0, 0, 200));
+    assert!(may_park(MAX_ASYNC_WAITS - 1, 0, 200));
+    assert!(!may_park(MAX_ASYNC_WAITS, 0, 200));
+    // A few chains padded to a full-size PDU each fill the byte budget long before 256 waits.
+    let pdu = smb3d_protocol::limits::MAX_PDU_BYTES;
+    assert!(may_park(2, 2 * pdu, pdu));
+    assert!(!may_park(3, 3 * pdu, pdu));
+    assert!(!may_park(0, MAX_PARKED_BYTES, 1));
+}

@@ -23,6 +23,10 @@ const RING_ENTRIES: u32 = 1024;
 const RECV_CHUNK_BYTES: usize = 64 * 1024;
 /// Frames queued for sending per connection before the connection stops reading.
 const MAX_QUEUED_FRAMES: usize = 512;
+/// Bytes queued for sending (not yet taken by the kernel) per connection before it stops
+/// reading: 512 frames of 8 MiB READ responses would otherwise hold 4 GiB for a client that
+/// sends requests but never reads its socket.
+const MAX_UNSENT_BYTES: u64 = 64 * 1024 * 1024;
 /// Connections one reactor serves at most; further accepts are closed at once.
 const MAX_CONNECTIONS: usize = 16 * 1024;
 /// Period of the housekeeping tick (blocked-request retries, shutdown check).
@@ -119,6 +123,20 @@ fn check_breaks(c: &mut Conn, server: &ServerState) {
             crate::oplock::redeliver(server, &session, b.frame, c.conn.handle);
         }
     }
+}
+
+impl Conn {
+    /// Whether so little waits to be sent that reading more requests is fine.
+    fn send_backlog_allows_recv(&self) -> bool {
+        backlog_allows_recv(
+            self.sendq.len(),
+            self.queued_bytes.saturating_sub(self.written_bytes),
+        )
+    }
+}
+
+fn backlog_allows_recv(queued_frames: usize, unsent_bytes: u64) -> bool {
+    queued_frames < MAX_QUEUED_FRAMES && unsent_bytes < MAX_UNSENT_BYTES
 }
 
 /// Queue frames for sending, keeping count of the bytes.
@@ -257,7 +275,7 @@ pub fn run(
                     } else {
                         c.rlen += res as usize;
                         on_received(c, &mut env, &mut new_ios);
-                        if !c.closing && c.sendq.len() < MAX_QUEUED_FRAMES {
+                        if !c.closing && c.send_backlog_allows_recv() {
                             arm_recv(&mut ring, c, slot)?;
                         }
                     }
@@ -290,7 +308,7 @@ pub fn run(
                             c.sendq.pop_front();
                             c.send_off = 0;
                         }
-                        if !c.recv_inflight && !c.closing && c.sendq.len() < MAX_QUEUED_FRAMES {
+                        if !c.recv_inflight && !c.closing && c.send_backlog_allows_recv() {
                             arm_recv(&mut ring, c, slot)?;
                         }
                     }
@@ -690,5 +708,22 @@ fn push(ring: &mut IoUring, entry: squeue::Entry) -> std::io::Result<()> {
             return Ok(());
         }
         ring.submit()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_stops_on_frame_count_or_unsent_bytes() {
+        assert!(backlog_allows_recv(0, 0));
+        assert!(backlog_allows_recv(
+            MAX_QUEUED_FRAMES - 1,
+            MAX_UNSENT_BYTES - 1
+        ));
+        assert!(!backlog_allows_recv(MAX_QUEUED_FRAMES, 0));
+        // A handful of 8 MiB READ responses the client does not take is enough to stop reading.
+        assert!(!backlog_allows_recv(8, 8 * 8 * 1024 * 1024));
     }
 }

@@ -181,6 +181,11 @@ struct FileState {
 /// Waiters one file keeps at most; a full list still works, later waiters find out on the tick.
 const MAX_WAITERS_PER_FILE: usize = 1024;
 
+/// Byte-range locks one file holds at most: every LOCK, READ and WRITE on the file scans them,
+/// and shared locks stack without limit otherwise. Beyond it a LOCK is INSUFFICIENT_RESOURCES,
+/// as Windows answers when it cannot allocate lock state.
+pub const MAX_LOCKS_PER_FILE: usize = 16 * 1024;
+
 impl FileState {
     /// MS-FSA 2.1.4.12 (oplock break on open), for a new open that passed or failed the share
     /// check (`sharing_violation`). `Some(to)`: the exclusive/batch holder must be broken to `to`
@@ -651,6 +656,9 @@ impl FileTable {
         }
         let mut st = open.file.state();
         let before = st.locks.len();
+        if before.saturating_add(ranges.len()) > MAX_LOCKS_PER_FILE {
+            return Err(NtStatus::INSUFFICIENT_RESOURCES);
+        }
         for r in ranges {
             let conflict = st
                 .locks
