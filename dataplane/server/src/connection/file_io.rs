@@ -46,10 +46,28 @@ impl PendingRead {
         self.offset
     }
 
-    /// The slot the file data is read into.
-    pub fn data_slot(&mut self) -> &mut [u8] {
-        let end = self.data_at + self.length as usize;
-        &mut self.frame.buf()[self.data_at..end]
+    /// Where the file data goes: the frame's spare capacity after the READ response head, not
+    /// zero-filled first (the kernel writes it). Pointer and length for the io_uring READ.
+    pub fn data_slot(&mut self) -> (*mut u8, u32) {
+        let buf = self.frame.buf();
+        debug_assert_eq!(buf.len(), self.data_at);
+        buf.reserve(self.length as usize);
+        (
+            buf.spare_capacity_mut().as_mut_ptr().cast::<u8>(),
+            self.length,
+        )
+    }
+
+    /// Take the `n` bytes the io_uring READ wrote into [`data_slot`](Self::data_slot) into the
+    /// frame.
+    ///
+    /// # Safety
+    /// The kernel must have written `n` bytes (at most the slot's length) at the slot's start.
+    pub unsafe fn assume_read(&mut self, n: usize) {
+        let n = n.min(self.length as usize);
+        // SAFETY: the caller guarantees the n bytes after data_at were initialized by the read,
+        // and reserve() in data_slot made them part of the allocation.
+        unsafe { self.frame.buf().set_len(self.data_at + n) };
     }
 
     /// The finished response frame for `result` (bytes read, or the error).
@@ -68,6 +86,7 @@ impl PendingRead {
         }
         let n = n.min(self.length as usize);
         crate::storage::note_read(&self.open, self.offset, n);
+        // The reactor has taken the read bytes in with assume_read; nothing else is there.
         self.frame.buf().truncate(self.data_at + n);
         let head = read::encode_response_head(n as u32);
         self.frame.buf()[self.head_at..self.head_at + 16].copy_from_slice(&head);

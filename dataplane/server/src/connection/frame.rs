@@ -20,9 +20,15 @@ impl FrameBuilder {
     /// `encrypt`: leave room for the TRANSFORM header; [`finish`](Self::finish) must then be
     /// given a session with an encryption key.
     pub fn new(encrypt: bool) -> FrameBuilder {
+        FrameBuilder::with_capacity(encrypt, 512)
+    }
+
+    /// A frame with room for `body_bytes` after the headers, in a recycled buffer when the
+    /// reactor has one (see [`recycle`]).
+    pub fn with_capacity(encrypt: bool, body_bytes: usize) -> FrameBuilder {
         let base = FRAME_HEADER_BYTES + if encrypt { TRANSFORM_HEADER_BYTES } else { 0 };
         FrameBuilder {
-            buf: Vec::with_capacity(base + 512),
+            buf: take_buffer(base + body_bytes),
             messages: Vec::new(),
         }
         .with_len(base)
@@ -98,5 +104,64 @@ impl FrameBuilder {
         let len = self.buf.len() - FRAME_HEADER_BYTES;
         write_frame_header(&mut self.buf, len);
         self.buf
+    }
+}
+
+/// Buffers a reactor keeps for reuse at most, and the sizes worth keeping: large response
+/// frames (READ data) recycled here skip the allocator and the kernel's zeroing of fresh pages.
+const POOL_BUFFERS_MAX: usize = 64;
+const POOL_BUFFER_MIN_BYTES: usize = 64 * 1024;
+const POOL_BUFFER_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+thread_local! {
+    /// Per reactor thread: no lock, no sharing.
+    static POOL: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn take_buffer(capacity: usize) -> Vec<u8> {
+    if capacity >= POOL_BUFFER_MIN_BYTES {
+        let found = POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            let i = p.iter().position(|b| b.capacity() >= capacity)?;
+            Some(p.swap_remove(i))
+        });
+        if let Some(mut buf) = found {
+            buf.clear();
+            return buf;
+        }
+    }
+    Vec::with_capacity(capacity)
+}
+
+/// Give a sent frame's buffer back for reuse by this thread.
+pub fn recycle(buf: Vec<u8>) {
+    if !(POOL_BUFFER_MIN_BYTES..=POOL_BUFFER_MAX_BYTES).contains(&buf.capacity()) {
+        return;
+    }
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < POOL_BUFFERS_MAX {
+            p.push(buf);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_buffers_are_reused_small_ones_not() {
+        let big = Vec::<u8>::with_capacity(1 << 20);
+        let addr = big.as_ptr();
+        recycle(big);
+        let again = FrameBuilder::with_capacity(false, 1 << 19);
+        assert_eq!(again.buf.as_ptr(), addr, "the recycled buffer comes back");
+        assert_eq!(again.buf.len(), FRAME_HEADER_BYTES);
+        recycle(Vec::with_capacity(100));
+        assert!(POOL.with(|p| p
+            .borrow()
+            .iter()
+            .all(|b| b.capacity() >= POOL_BUFFER_MIN_BYTES)));
     }
 }

@@ -35,6 +35,7 @@ use crate::tree::Tree;
 use credits::CreditWindow;
 use file_io::Protection;
 pub use file_io::{FileIo, PendingRead, PendingWrite};
+pub use frame::recycle as recycle_frame;
 use frame::FrameBuilder;
 
 /// Requests one connection may have waiting asynchronously (blocked locks).
@@ -741,10 +742,13 @@ impl Connection {
                     sign_with,
                     encrypt_with: self.encrypt_with.clone(),
                 };
-                let mut frame = FrameBuilder::new(protection.encrypt_with.is_some());
+                let mut frame = FrameBuilder::with_capacity(
+                    protection.encrypt_with.is_some(),
+                    64 + 16 + length as usize + 16,
+                );
                 let start = frame.begin(&rsp);
                 let head_at = frame.buf().len();
-                frame.buf().resize(head_at + 16 + length as usize, 0);
+                frame.buf().resize(head_at + 16, 0);
                 let data_at = head_at + 16;
                 self.file_io.push(FileIo::Read(PendingRead {
                     open,

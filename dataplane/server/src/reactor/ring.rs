@@ -305,7 +305,9 @@ pub fn run(
                         c.send_off += res as usize;
                         c.written_bytes += res as u64;
                         if c.sendq.front().is_some_and(|f| c.send_off >= f.len()) {
-                            c.sendq.pop_front();
+                            if let Some(sent) = c.sendq.pop_front() {
+                                crate::connection::recycle_frame(sent);
+                            }
                             c.send_off = 0;
                         }
                         if !c.recv_inflight && !c.closing && c.send_backlog_allows_recv() {
@@ -325,7 +327,14 @@ pub fn run(
                         Err(smb3d_protocol::NtStatus::from_errno(-res))
                     };
                     let frame = match done.io {
-                        FileIo::Read(r) => r.complete(result),
+                        FileIo::Read(mut r) => {
+                            if let Ok(n) = result {
+                                // SAFETY: the READ completed with n bytes written into the slot
+                                // data_slot() gave it, which stayed untouched until now.
+                                unsafe { r.assume_read(n) };
+                            }
+                            r.complete(result)
+                        }
                         FileIo::Write(w) => w.complete(result),
                     };
                     drop(done.pdu_buffer);
@@ -564,8 +573,8 @@ fn submit_file_io(
     let sqe = match (&mut slot.io, &slot.pdu_buffer) {
         (FileIo::Read(r), _) => {
             let (fd, offset) = (r.fd(), r.offset());
-            let data = r.data_slot();
-            opcode::Read::new(types::Fd(fd), data.as_mut_ptr(), data.len() as u32)
+            let (data, len) = r.data_slot();
+            opcode::Read::new(types::Fd(fd), data, len)
                 .offset(offset)
                 .build()
         }
