@@ -92,3 +92,13 @@ pub fn join_tokens(first: &[u8], second: &[u8]) -> Vec<u8> {
     v.extend_from_slice(second);
     v
 }
+
+/// The signing algorithm the `signing` target's first byte selects.
+pub fn signing_algorithm_for(selector: u8) -> smb3d_protocol::dialect::SigningAlgorithm {
+    use smb3d_protocol::dialect::SigningAlgorithm;
+    match selector % 3 {
+        0 => SigningAlgorithm::HmacSha256,
+        1 => SigningAlgorithm::AesCmac,
+        _ => SigningAlgorithm::AesGmac,
+    }
+}

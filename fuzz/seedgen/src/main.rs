@@ -9,7 +9,7 @@ mod shared;
 use shared::*;
 use smb3d_protocol::auth::der::{self, context};
 use smb3d_protocol::auth::{self, ntlmssp, spnego, AuthStep, ServerAuth, ServerAuthOptions};
-use smb3d_protocol::crypto::Encryptor;
+use smb3d_protocol::crypto::{Encryptor, Signer};
 use smb3d_protocol::framing::write_frame_header;
 use smb3d_protocol::header::{Command, Header};
 use smb3d_protocol::info::{ea, file, security};
@@ -693,6 +693,23 @@ fn transform_seeds() {
     }
 }
 
+fn signing_seeds() {
+    for selector in 0u8..3 {
+        let signer = Signer::new(signing_algorithm_for(selector), &FUZZ_KEY[..16]);
+        for (name, mut msg) in [("echo", echo()), ("write", write(b"signed data"))] {
+            msg[16] |= 0x08; // SMB2_FLAGS_SIGNED
+            signer.sign(&mut msg);
+            assert!(signer.verify(&msg));
+            let alg = signing_algorithm_for(selector);
+            write_seed(
+                "signing",
+                &format!("{name}_{alg:?}"),
+                &[&[selector][..], &msg].concat(),
+            );
+        }
+    }
+}
+
 fn info_seeds() {
     let seeds: Vec<(InfoDecoder, &str, Vec<u8>)> = vec![
         (InfoDecoder::Rename, "rename", rename_info("dir\\new.txt")),
@@ -775,6 +792,7 @@ fn main() {
     write_seed("frame_header", "async", &framed(&async_read));
 
     transform_seeds();
+    signing_seeds();
     auth_seeds();
     info_seeds();
     println!("seeds written under {}", corpus_dir("").display());
