@@ -710,6 +710,25 @@ fn signing_seeds() {
     }
 }
 
+fn check_info(decoder: InfoDecoder, b: &[u8]) -> bool {
+    use smb3d_protocol::info::fs;
+    match decoder {
+        InfoDecoder::Rename => file::RenameInformation::decode(b).is_ok(),
+        InfoDecoder::Basic => file::BasicInformation::decode(b).is_ok(),
+        InfoDecoder::Disposition => file::DispositionInformation::decode(b).is_ok(),
+        InfoDecoder::DispositionEx => file::DispositionInformationEx::decode(b).is_ok(),
+        InfoDecoder::EndOfFile => file::EndOfFileInformation::decode(b).is_ok(),
+        InfoDecoder::Allocation => file::AllocationInformation::decode(b).is_ok(),
+        InfoDecoder::Position => file::PositionInformation::decode(b).is_ok(),
+        InfoDecoder::Mode => file::ModeInformation::decode(b).is_ok(),
+        InfoDecoder::FullEaList => ea::decode_list(b).is_ok(),
+        InfoDecoder::GetEaList => ea::decode_get_list(b).is_ok(),
+        InfoDecoder::SecurityDescriptor => security::RawDescriptor::decode(b).is_ok(),
+        InfoDecoder::FsControl => fs::ControlInformation::decode(b).is_ok(),
+        InfoDecoder::Name => file::NameInformation::decode(b).is_ok(),
+    }
+}
+
 fn info_seeds() {
     let seeds: Vec<(InfoDecoder, &str, Vec<u8>)> = vec![
         (InfoDecoder::Rename, "rename", rename_info("dir\\new.txt")),
@@ -748,6 +767,10 @@ fn info_seeds() {
             .iter()
             .position(|&d| d == decoder)
             .expect("decoder in table") as u8;
+        assert!(
+            check_info(decoder, &bytes),
+            "info seed {name} does not decode"
+        );
         write_seed("info", name, &[&[selector][..], &bytes].concat());
     }
 }
