@@ -280,15 +280,14 @@ pub fn run(
                         }
                     }
                     arm_send(&mut ring, c, slot)?;
-                    for (io, pdu_buffer) in new_ios.drain(..) {
-                        let entry = FileIoSlot {
-                            conn_slot: slot,
-                            conn_gen: gen,
-                            io,
-                            pdu_buffer,
-                        };
-                        submit_file_io(&mut ring, &mut file_ios, &mut free_ios, entry)?;
-                    }
+                    submit_new_ios(
+                        &mut ring,
+                        &mut file_ios,
+                        &mut free_ios,
+                        &mut new_ios,
+                        slot,
+                        gen,
+                    )?;
                 }
                 x if x == Op::Send as u8 => {
                     let Some(c) = conns
@@ -390,15 +389,14 @@ pub fn run(
                                 on_received(c, &mut env, &mut new_ios);
                                 arm_recv(&mut ring, c, idx)?;
                                 arm_send(&mut ring, c, idx)?;
-                                for (io, pdu_buffer) in new_ios.drain(..) {
-                                    let entry = FileIoSlot {
-                                        conn_slot: idx,
-                                        conn_gen: gen,
-                                        io,
-                                        pdu_buffer,
-                                    };
-                                    submit_file_io(&mut ring, &mut file_ios, &mut free_ios, entry)?;
-                                }
+                                submit_new_ios(
+                                    &mut ring,
+                                    &mut file_ios,
+                                    &mut free_ios,
+                                    &mut new_ios,
+                                    idx,
+                                    gen,
+                                )?;
                                 continue;
                             }
                         };
@@ -552,6 +550,31 @@ fn arm_wake(
         .build()
         .user_data(user_data(Op::Wake, 0, 0));
     push(ring, entry)
+}
+
+/// Submit the file I/O that handling a connection's PDUs produced.
+fn submit_new_ios(
+    ring: &mut IoUring,
+    file_ios: &mut Vec<Option<FileIoSlot>>,
+    free_ios: &mut Vec<usize>,
+    new_ios: &mut Vec<NewFileIo>,
+    conn_slot: usize,
+    conn_gen: u32,
+) -> std::io::Result<()> {
+    for (io, pdu_buffer) in new_ios.drain(..) {
+        submit_file_io(
+            ring,
+            file_ios,
+            free_ios,
+            FileIoSlot {
+                conn_slot,
+                conn_gen,
+                io,
+                pdu_buffer,
+            },
+        )?;
+    }
+    Ok(())
 }
 
 /// Queue one file I/O on the ring; its slot owns every buffer the kernel will touch.

@@ -21,24 +21,11 @@ use smb3d_protocol::NtStatus;
 
 use super::sys;
 
-/// FILE_ATTRIBUTE_* (MS-FSCC 2.6).
+/// FILE_ATTRIBUTE_* (MS-FSCC 2.6): the protocol crate's, and the ones only storage uses.
 pub mod attr {
-    pub const READONLY: u32 = 0x0000_0001;
-    pub const HIDDEN: u32 = 0x0000_0002;
-    pub const SYSTEM: u32 = 0x0000_0004;
-    pub const DIRECTORY: u32 = 0x0000_0010;
-    pub const ARCHIVE: u32 = 0x0000_0020;
-    pub const NORMAL: u32 = 0x0000_0080;
-    pub const TEMPORARY: u32 = 0x0000_0100;
-    pub const SPARSE_FILE: u32 = 0x0000_0200;
-    pub const REPARSE_POINT: u32 = 0x0000_0400;
-    pub const COMPRESSED: u32 = 0x0000_0800;
-    pub const OFFLINE: u32 = 0x0000_1000;
-    pub const NOT_CONTENT_INDEXED: u32 = 0x0000_2000;
-    pub const ENCRYPTED: u32 = 0x0000_4000;
+    pub use smb3d_protocol::info::attributes::*;
     pub const INTEGRITY_STREAM: u32 = 0x0000_8000;
     pub const NO_SCRUB_DATA: u32 = 0x0002_0000;
-    /// Every bit MS-FSCC 2.6 defines that a client may send in CREATE or SET_INFO.
     pub const VALID_FLAGS: u32 = 0x0000_7FB7 | INTEGRITY_STREAM | NO_SCRUB_DATA;
 }
 
