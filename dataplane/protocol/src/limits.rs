@@ -10,6 +10,11 @@ pub const MAX_IO_SIZE_BYTES: u32 = 8 * 1024 * 1024;
 /// disconnect on an oversized message).
 pub const MAX_PDU_BYTES: usize = MAX_IO_SIZE_BYTES as usize + 64 * 1024;
 
+/// Largest PDU accepted before a session is established on the connection: NEGOTIATE and
+/// SESSION_SETUP are small (the security buffer is at most 16 KiB), so an unauthenticated
+/// peer cannot make the server reserve a WRITE-sized buffer.
+pub const MAX_PREAUTH_PDU_BYTES: usize = 64 * 1024;
+
 /// Most requests accepted in one compound chain.
 pub const MAX_COMPOUND_REQUESTS: usize = 64;
 

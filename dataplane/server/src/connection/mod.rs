@@ -241,6 +241,15 @@ impl Connection {
         Ok(())
     }
 
+    /// The largest PDU this connection accepts now: small until a session is established on it.
+    pub fn max_pdu_bytes(&self) -> usize {
+        if self.channels.is_empty() {
+            smb3d_protocol::limits::MAX_PREAUTH_PDU_BYTES
+        } else {
+            smb3d_protocol::limits::MAX_PDU_BYTES
+        }
+    }
+
     /// Whether the test FSCTL made this connection count as never acknowledging anything.
     pub fn force_unacked(&self) -> bool {
         self.force_unacked
@@ -290,7 +299,7 @@ impl Connection {
     /// Process a chain of requests (one, or a compound) from `compound`'s context on.
     fn run_chain(
         &mut self,
-        pdu: &[u8],
+        pdu: &mut [u8],
         encrypted_session: Option<u64>,
         mut compound: CompoundState,
         env: &mut dyn Environment,
@@ -320,9 +329,10 @@ impl Connection {
                 }
                 n => n,
             };
-            let msg = &rest[..len];
-            let single = offset == 0 && hdr.next_command == 0 && !compound.resumed_chain;
             compound.chain_rest_bytes = rest.len();
+            // Mutable so signatures are checked in place (no copy of a large WRITE).
+            let msg = &mut pdu[offset..offset + len];
+            let single = offset == 0 && hdr.next_command == 0 && !compound.resumed_chain;
             let before = compound.clone();
             self.process(
                 &hdr,
@@ -364,7 +374,7 @@ impl Connection {
     fn process(
         &mut self,
         hdr: &Header,
-        msg: &[u8],
+        msg: &mut [u8],
         encrypted: bool,
         single: bool,
         compound: &mut CompoundState,
@@ -472,8 +482,11 @@ impl Connection {
                 .get(&rsp.session_id)
                 .filter(|_| !binding && !encrypted)
             {
-                let bad =
-                    hdr.is_signed() && !channel.signer.as_ref().is_some_and(|s| s.verify(msg));
+                let bad = hdr.is_signed()
+                    && !channel
+                        .signer
+                        .as_ref()
+                        .is_some_and(|s| s.verify_in_place(msg));
                 if bad {
                     warn!(
                         session = rsp.session_id,
@@ -552,7 +565,7 @@ impl Connection {
                 return self.error(fb, rsp, NtStatus::ACCESS_DENIED, None);
             }
             if hdr.is_signed() {
-                let ok = signer.as_ref().is_some_and(|s| s.verify(msg));
+                let ok = signer.as_ref().is_some_and(|s| s.verify_in_place(msg));
                 if !ok {
                     warn!(
                         session = rsp.session_id,
@@ -1000,13 +1013,13 @@ impl Connection {
         env: &mut dyn Environment,
         out: &mut Vec<Vec<u8>>,
     ) -> Result<(), Disconnect> {
-        for wait in std::mem::take(&mut self.waits) {
+        for mut wait in std::mem::take(&mut self.waits) {
             let mut compound = wait.resume.clone();
             compound.resume_async_id = Some(wait.async_id);
             compound.resumed_chain = true;
             let mut frames = Vec::new();
             match self.run_chain(
-                &wait.chain,
+                &mut wait.chain,
                 wait.encrypted_session,
                 compound,
                 env,

@@ -164,3 +164,18 @@ fn parking_is_bounded_by_count_and_bytes() {
     assert!(!may_park(3, 3 * pdu, pdu));
     assert!(!may_park(0, MAX_PARKED_BYTES, 1));
 }
+
+#[test]
+fn unauthenticated_connections_take_only_small_pdus() {
+    let c = connection();
+    assert_eq!(
+        c.max_pdu_bytes(),
+        smb3d_protocol::limits::MAX_PREAUTH_PDU_BYTES
+    );
+    // A 1 MiB WRITE-sized frame announced before login is refused outright.
+    let frame = [0u8, 0x10, 0x00, 0x00];
+    assert!(matches!(
+        smb3d_protocol::framing::parse_frame_header(&frame, c.max_pdu_bytes()),
+        smb3d_protocol::framing::Frame::Invalid { .. }
+    ));
+}

@@ -10,7 +10,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use rand::RngCore;
 use smb3d_protocol::framing::{parse_frame_header, Frame, FRAME_HEADER_BYTES};
-use smb3d_protocol::limits::MAX_PDU_BYTES;
 use tracing::{debug, info, warn};
 
 use super::{tcp, ReactorSpec};
@@ -259,11 +258,7 @@ pub fn run(
                     }
                 }
                 x if x == Op::Recv as u8 => {
-                    let Some(c) = conns
-                        .get_mut(slot)
-                        .and_then(|c| c.as_mut())
-                        .filter(|c| c.gen == gen)
-                    else {
+                    let Some(c) = live_conn(&mut conns, slot, gen) else {
                         continue;
                     };
                     c.recv_inflight = false;
@@ -290,11 +285,7 @@ pub fn run(
                     )?;
                 }
                 x if x == Op::Send as u8 => {
-                    let Some(c) = conns
-                        .get_mut(slot)
-                        .and_then(|c| c.as_mut())
-                        .filter(|c| c.gen == gen)
-                    else {
+                    let Some(c) = live_conn(&mut conns, slot, gen) else {
                         continue;
                     };
                     c.send_inflight = false;
@@ -337,11 +328,7 @@ pub fn run(
                         FileIo::Write(w) => w.complete(result),
                     };
                     drop(done.pdu_buffer);
-                    let Some(c) = conns
-                        .get_mut(done.conn_slot)
-                        .and_then(|c| c.as_mut())
-                        .filter(|c| c.gen == done.conn_gen)
-                    else {
+                    let Some(c) = live_conn(&mut conns, done.conn_slot, done.conn_gen) else {
                         continue;
                     };
                     if !c.closing {
@@ -401,11 +388,7 @@ pub fn run(
                             }
                         };
                         let idx = to.slot as usize;
-                        let Some(c) = conns
-                            .get_mut(idx)
-                            .and_then(|c| c.as_mut())
-                            .filter(|c| c.gen == to.gen)
-                        else {
+                        let Some(c) = live_conn(&mut conns, idx, to.gen) else {
                             continue;
                         };
                         if c.closing {
@@ -483,6 +466,15 @@ pub fn run(
             }
         }
     }
+}
+
+/// The connection in `slot` if it is still the one of generation `gen` (a completion or message
+/// for a connection that has since closed finds nothing).
+fn live_conn(conns: &mut [Option<Conn>], slot: usize, gen: u32) -> Option<&mut Conn> {
+    conns
+        .get_mut(slot)
+        .and_then(|c| c.as_mut())
+        .filter(|c| c.gen == gen)
 }
 
 /// Register a new connection (accepted here, or handed over) in a free slot.
@@ -618,7 +610,7 @@ fn on_received(c: &mut Conn, env: &mut ReactorEnv, new_ios: &mut Vec<NewFileIo>)
     let mut pos = 0;
     while !c.closing {
         let avail = &c.rbuf[pos..c.rlen];
-        match parse_frame_header(avail, MAX_PDU_BYTES) {
+        match parse_frame_header(avail, c.conn.max_pdu_bytes()) {
             Frame::NeedMore => break,
             Frame::Invalid { len } => {
                 warn!(peer = %c.conn.peer, len, "invalid transport header or oversized PDU; closing");
@@ -673,7 +665,7 @@ fn on_received(c: &mut Conn, env: &mut ReactorEnv, new_ios: &mut Vec<NewFileIo>)
     // received in place.
     c.rbuf.copy_within(pos..c.rlen, 0);
     c.rlen -= pos;
-    let want = match parse_frame_header(&c.rbuf[..c.rlen], MAX_PDU_BYTES) {
+    let want = match parse_frame_header(&c.rbuf[..c.rlen], c.conn.max_pdu_bytes()) {
         Frame::Pdu { len } => {
             (FRAME_HEADER_BYTES + len).max(c.rlen + RECV_CHUNK_BYTES.min(FRAME_HEADER_BYTES + len))
         }
