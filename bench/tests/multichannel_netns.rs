@@ -14,12 +14,15 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use smb3bench::json::{self, Value};
+
+mod common;
+use common::{smb3d_binary, workspace_root};
 
 const USER: &str = "mcnetns";
 const PASSWORD: &str = "Netns-pw-7";
@@ -28,29 +31,6 @@ const SRV_V4: [&str; 2] = ["10.231.1.1", "10.231.2.1"];
 const SRV_V6: [&str; 2] = ["fd00:231:1::1", "fd00:231:2::1"];
 /// Wall-clock limit of one smb3bench run (enforced with coreutils `timeout`).
 const BENCH_TIMEOUT_S: u32 = 120;
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-fn smb3d_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("SMB3D_BINARY") {
-        return PathBuf::from(p);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    let p = target.join("release").join("smb3d");
-    assert!(
-        p.exists(),
-        "no {}: run `cargo build --release -p smb3d` (or set SMB3D_BINARY)",
-        p.display()
-    );
-    p
-}
 
 fn script() -> PathBuf {
     workspace_root().join("scripts").join("netns-topology")

@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 use smb3bench::json::{self, Value};
 
+mod common;
+use common::{smb3d_binary, workspace_root};
+
 const USER: &str = "smb3benchtest";
 const PASSWORD: &str = "Bench-pw-42";
 
@@ -39,29 +42,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-fn smb3d_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("SMB3D_BINARY") {
-        return PathBuf::from(p);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    ["release", "debug"]
-        .iter()
-        .map(|p| target.join(p).join("smb3d"))
-        .filter_map(|p| Some((fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max()
-        .map(|(_, p)| p)
-        .expect("no smb3d binary: run `cargo build -p smb3d` (or set SMB3D_BINARY)")
 }
 
 fn free_port() -> u16 {
