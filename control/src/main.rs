@@ -391,7 +391,7 @@ pub fn run_worker(
         plan.guid,
     );
     let inbox = handoff.map(|(h, inbox)| {
-        state.handoff = Some(h);
+        state.join_workers(h);
         inbox
     });
     let server = Arc::new(state);

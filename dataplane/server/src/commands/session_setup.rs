@@ -387,7 +387,7 @@ fn complete(
         "session established"
     );
     if req.previous_session_id != 0 && req.previous_session_id != session_id {
-        end_previous_session(ctx.server, req.previous_session_id, &identity);
+        end_previous_session_anywhere(ctx.server, req.previous_session_id, &identity);
     }
     let mut body = Vec::new();
     session_setup::encode_response(flags, &token, &mut body);
@@ -455,9 +455,30 @@ fn complete_bind(
     })
 }
 
+/// End the previous session a reconnect names, in whichever worker process owns it. Another
+/// worker is told over its inbox and ends it on its own (asynchronously: the reconnect's
+/// response does not wait for it). The connection stays: its new session belongs with its
+/// client, in this worker.
+fn end_previous_session_anywhere(server: &ServerState, previous_id: u64, identity: &Identity) {
+    let elsewhere = server
+        .handoff
+        .as_ref()
+        .and_then(|h| h.other_session_owner(previous_id).map(|owner| (h, owner)));
+    let Some((handoff, owner)) = elsewhere else {
+        end_previous_session(server, previous_id, identity);
+        return;
+    };
+    let Identity::User { user, domain } = identity else {
+        return;
+    };
+    if let Err(e) = handoff.end_session(owner, previous_id, user, domain) {
+        warn!(previous_id, owner, error = %e, "cannot ask the owning worker to end the previous session");
+    }
+}
+
 /// MS-SMB2 3.3.5.5.3: a client reconnecting names its previous session; if the same user owns
 /// it, that session ends now (with its opens) instead of lingering until its connection times out.
-fn end_previous_session(server: &ServerState, previous_id: u64, identity: &Identity) {
+pub fn end_previous_session(server: &ServerState, previous_id: u64, identity: &Identity) {
     let Some(previous) = server.sessions.get(previous_id) else {
         return;
     };

@@ -348,7 +348,8 @@ pub fn run(
                             | ReactorMsg::Kick { to }
                             | ReactorMsg::Break { to, .. } => to,
                             ReactorMsg::Adopt { adoption, .. } => {
-                                // A connection handed over by another worker: its NEGOTIATE is
+                                // A connection handed over by another worker: the request that
+                                // moved it (a NEGOTIATE, or a bind of a session of ours) is
                                 // already in hand and runs now, as if just received.
                                 if conns.len() - free.len() >= MAX_CONNECTIONS {
                                     warn!("connection limit reached; refusing a handed-over connection");
@@ -365,7 +366,13 @@ pub fn run(
                                 let Some(c) = conns[idx].as_mut() else {
                                     continue;
                                 };
-                                c.conn.expect_message_id(adoption.next_message_id);
+                                if let Err(why) = c.conn.adopt(adoption.state) {
+                                    warn!(peer = %c.conn.peer, reason = %why.0, "handed-over connection refused");
+                                    // Nothing is in flight on it yet: closing is dropping it.
+                                    conns[idx] = None;
+                                    free.push(idx);
+                                    continue;
+                                }
                                 let n = adoption.bytes.len();
                                 if c.rbuf.len() < n {
                                     c.rbuf.resize(n, 0);
@@ -631,10 +638,19 @@ fn on_received(c: &mut Conn, env: &mut ReactorEnv, new_ios: &mut Vec<NewFileIo>)
                     c.closing = true;
                 }
                 if let Some(owner) = c.conn.take_hand_off() {
-                    // This client belongs to another worker: give it the socket and the bytes
-                    // read so far (this NEGOTIATE and anything after it), then let go.
+                    // This client or session belongs to another worker: give it the socket and
+                    // the bytes read so far (this request and anything after it), then let go.
+                    // Everything answered before must have left: the owner writes next.
+                    if !c.sendq.is_empty() || c.send_inflight {
+                        warn!(peer = %c.conn.peer, owner, "handoff with responses still unsent; closing");
+                        c.closing = true;
+                        return;
+                    }
                     match c.conn.hand_off(owner, c.fd.as_fd(), &c.rbuf[pos..c.rlen]) {
-                        Ok(()) => c.handed_off = true,
+                        Ok(()) => {
+                            debug!(peer = %c.conn.peer, owner, "connection handed to its owning worker");
+                            c.handed_off = true
+                        }
                         Err(e) => {
                             warn!(peer = %c.conn.peer, owner, error = %e, "handoff failed; closing")
                         }
