@@ -137,16 +137,21 @@ pub fn handle(
         AuthStep::Failed { status, reason } => {
             let pending = ctx.pending.remove(&session_id);
             warn!(session_id, %status, %reason, "authentication failed");
-            // A failed re-authentication ends the session (MS-SMB2 3.3.5.5.3); a failed bind
-            // leaves the session as it was.
+            // A failed re-authentication ends the session on every channel, with its opens, as
+            // a LOGOFF would (MS-SMB2 3.3.5.5.3); a failed bind leaves the session as it was.
+            // The channel stays in this connection's map until its next request, which is then
+            // answered USER_SESSION_DELETED signed with the channel's key.
             if let Some(PendingAuth {
                 existing: Some(s),
                 binding: false,
                 ..
             }) = pending
             {
-                ctx.channels.remove(&s.id);
-                ctx.server.sessions.remove(s.id);
+                s.mark_logged_off();
+                s.detach_connection(ctx.conn);
+                for (open, share) in super::logoff::logoff(&s, ctx.server) {
+                    super::close::close_open(ctx.server, &share, &open);
+                }
             }
             Err(status)
         }

@@ -599,13 +599,15 @@ impl Connection {
         }
 
         // MS-SMB2 3.3.5.2.9: the session must exist on this connection.
-        // A session logged off through another channel is gone here too.
+        // A session ended through another channel (LOGOFF, a failed re-authentication) is gone
+        // here too; the client still trusts this channel's key, so the error is signed with it.
+        let mut ended_channel_signer = None;
         if self
             .channels
             .get(&rsp.session_id)
             .is_some_and(|c| c.session.is_logged_off())
         {
-            self.channels.remove(&rsp.session_id);
+            ended_channel_signer = self.channels.remove(&rsp.session_id).and_then(|c| c.signer);
         }
         // A parked LOCK outlived by its session or tree ends with the status for an abandoned
         // lock, not as a request on a session that never existed.
@@ -624,7 +626,8 @@ impl Connection {
                 .sessions
                 .get(rsp.session_id)
                 .filter(|sess| hdr.is_signed() && !sess.is_anonymous() && !sess.is_logged_off())
-                .and_then(|sess| commands::session_setup::session_signer(&sess));
+                .and_then(|sess| commands::session_setup::session_signer(&sess))
+                .or(ended_channel_signer.filter(|_| hdr.is_signed()));
             return self.error(fb, rsp, status, sign_with);
         };
         let session = channel.session.clone();
