@@ -136,8 +136,12 @@ struct Lease {
     breaking: Option<LeaseBreaking>,
     /// Lease.Epoch (v2 leases; 0 for v1).
     epoch: u16,
-    /// Lease.Version: 1 or 2.
+    /// Lease.Version: 1 or 2, fixed when the lease is created; every response about the
+    /// lease uses its layout, whatever version later requests use (smbtorture
+    /// smb2.lease.v2_epoch2).
     version: u8,
+    /// Lease.ParentLeaseKey (v2), with the flag saying the client set one.
+    parent_key: Option<[u8; 16]>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -154,10 +158,11 @@ struct LeaseBreaking {
 impl Lease {
     /// Send a break of this lease to `to` (MS-SMB2 3.3.4.7). Breaks that take away H or W wait for
     /// the client's acknowledgment; an R-only lease is broken at once. A v2 lease moves to the
-    /// next epoch with every break.
-    fn start_break(&mut self, to: u32, notices: &mut Vec<BreakNotice>) {
+    /// next epoch with every break a conflict starts (`new_epoch`), not with the next step of
+    /// a break already under way (as Windows numbers them; smbtorture smb2.lease.v2_breaking3).
+    fn start_break(&mut self, to: u32, new_epoch: bool, notices: &mut Vec<BreakNotice>) {
         let ack_required = self.state & (caching::HANDLE | caching::WRITE) != 0;
-        if self.version == 2 {
+        if self.version == 2 && new_epoch {
             self.epoch = self.epoch.wrapping_add(1);
         }
         notices.push(BreakNotice::Lease {
@@ -181,28 +186,22 @@ impl Lease {
         }
     }
 
-    /// The lease context a CREATE response reports (MS-SMB2 2.2.14.2.10/2.2.14.2.11), in the
-    /// request's version.
-    fn grant(&self, ask: &LeaseContext) -> LeaseContext {
-        let mut flags = ask.flags & lease_msg::flags::PARENT_LEASE_KEY_SET;
+    /// The lease context a CREATE response reports (MS-SMB2 2.2.14.2.10/2.2.14.2.11).
+    fn grant(&self) -> LeaseContext {
+        let mut flags = 0;
         if self.breaking.is_some() {
             flags |= lease_msg::flags::BREAK_IN_PROGRESS;
+        }
+        if self.parent_key.is_some() {
+            flags |= lease_msg::flags::PARENT_LEASE_KEY_SET;
         }
         LeaseContext {
             key: self.id.key,
             state: self.state,
-            flags: if ask.version == 2 {
-                flags
-            } else {
-                flags & lease_msg::flags::BREAK_IN_PROGRESS
-            },
-            version: ask.version,
-            parent_key: if ask.version == 2 {
-                ask.parent_key
-            } else {
-                [0; 16]
-            },
-            epoch: if ask.version == 2 { self.epoch } else { 0 },
+            flags,
+            version: self.version,
+            parent_key: self.parent_key.unwrap_or([0; 16]),
+            epoch: self.epoch,
         }
     }
 }
@@ -362,7 +361,7 @@ impl FileState {
             let others = Some(lease.id) != writer_lease;
             let reads = lease.state & caching::READ != 0;
             if others && reads && lease.breaking.is_none() {
-                lease.start_break(caching::NONE, &mut notices);
+                lease.start_break(caching::NONE, true, &mut notices);
             }
         }
         notices
@@ -430,7 +429,7 @@ impl FileState {
                     lease.epoch = lease.epoch.wrapping_add(1);
                 }
             }
-            return lease.grant(&ask.context);
+            return lease.grant();
         }
         // MS-SMB2 3.3.5.9.11: a new v2 lease starts one epoch after the client's.
         let epoch = match (ask.context.version, granted) {
@@ -438,20 +437,23 @@ impl FileState {
             (2, _) => ask.context.epoch.wrapping_add(1),
             _ => 0,
         };
+        let parent_set = ask.context.flags & lease_msg::flags::PARENT_LEASE_KEY_SET != 0;
         let lease = Lease {
             id: ask.id,
             state: granted,
             breaking: None,
             epoch,
             version: ask.context.version,
+            parent_key: (ask.context.version == 2 && parent_set).then_some(ask.context.parent_key),
         };
-        let grant = lease.grant(&ask.context);
+        let grant = lease.grant();
         self.leases.push(lease);
         grant
     }
 
-    /// Breaks that waited past the timeout count as acknowledged (MS-SMB2 3.3.2.1 and 3.3.2.5:
-    /// the oplock or lease takes the state the break asked for).
+    /// Breaks that waited past the timeout end (MS-SMB2 3.3.2.1: the oplock takes the level the
+    /// break asked for; 3.3.2.5: the lease loses all its caching, as Windows does — smbtorture
+    /// smb2.lease.timeout).
     fn expire_breaks(&mut self, now: Instant) {
         if let Some(pb) = self.pending_break.filter(|pb| now >= pb.deadline) {
             if let Some(o) = self.opens.iter_mut().find(|o| o.open_key == pb.open_key) {
@@ -460,8 +462,8 @@ impl FileState {
             self.pending_break = None;
         }
         for lease in self.leases.iter_mut() {
-            if let Some(b) = lease.breaking.filter(|b| now >= b.deadline) {
-                lease.state = b.required;
+            if lease.breaking.is_some_and(|b| now >= b.deadline) {
+                lease.state = caching::NONE;
                 lease.breaking = None;
             }
         }
@@ -470,7 +472,9 @@ impl FileState {
     /// MS-SMB2 3.3.4.7 with MS-FSA 2.1.4.12: the lease breaks a new open causes. A sharing
     /// violation takes handle caching away (the holder may close and so let the open in), any
     /// other open write caching; an overwrite everything. Returns whether the open must wait:
-    /// for a break taking away what conflicts, or for any break of another lease in flight.
+    /// for a break taking away what conflicts, or for a break in flight of a lease it would
+    /// otherwise leave alone. An overwrite beside a lease that caches no writes goes on at once
+    /// (smbtorture smb2.lease.breaking4).
     fn break_leases(
         &mut self,
         req: &OplockRequest,
@@ -490,17 +494,16 @@ impl FileState {
             } else {
                 lease.state & !conflicting
             };
-            if let Some(b) = lease.breaking.as_mut() {
-                // Whatever more this open needs follows once the client acknowledges.
-                b.required &= to;
-                wait = true;
-                continue;
-            }
-            if to == lease.state {
+            if lease.state & !to == 0 {
+                wait |= lease.breaking.is_some();
                 continue;
             }
             wait |= lease.state & conflicting != 0;
-            lease.start_break(to, notices);
+            match lease.breaking.as_mut() {
+                // Whatever more this open needs follows once the client acknowledges.
+                Some(b) => b.required &= to,
+                None => lease.start_break(to, true, notices),
+            }
         }
         wait
     }
@@ -881,9 +884,52 @@ impl FileTable {
         lease.state = state;
         lease.breaking = None;
         if state & !breaking.required != 0 {
-            lease.start_break(state & breaking.required, notices);
+            // What later conflicts need is taken in steps, as Windows does: a lease that still
+            // caches handles or writes keeps R this time (smbtorture smb2.lease.breaking3).
+            let mut next = breaking.required;
+            if state & (caching::HANDLE | caching::WRITE) != 0 {
+                next |= caching::READ;
+            }
+            lease.start_break(next & state, false, notices);
         }
         Ok(std::mem::take(&mut st.waiters))
+    }
+
+    /// MS-SMB2 3.3.4.7 with MS-FSA 2.1.5.14.11: renaming a file takes handle caching from every
+    /// other lease on it, the renaming open's own lease aside (smbtorture smb2.lease.rename_wait,
+    /// v2_rename). `Err(PENDING)` while such a break waits for its acknowledgment; `waiter` is
+    /// nudged when it comes.
+    pub fn break_handle_caching(
+        &self,
+        open: &Open,
+        waiter: ConnHandle,
+        notices: &mut Vec<BreakNotice>,
+    ) -> Result<(), NtStatus> {
+        let mut st = open.file.state();
+        st.expire_breaks(Instant::now());
+        let own = st
+            .opens
+            .iter()
+            .find(|o| o.open_key == open.open_key)
+            .and_then(|o| o.lease);
+        let mut wait = false;
+        for lease in st.leases.iter_mut().filter(|l| Some(l.id) != own) {
+            if lease.state & caching::HANDLE == 0 {
+                continue;
+            }
+            wait = true;
+            match lease.breaking.as_mut() {
+                Some(b) => b.required &= !caching::HANDLE,
+                None => lease.start_break(lease.state & !caching::HANDLE, true, notices),
+            }
+        }
+        if !wait {
+            return Ok(());
+        }
+        if !st.waiters.contains(&waiter) && st.waiters.len() < MAX_WAITERS_PER_FILE {
+            st.waiters.push(waiter);
+        }
+        Err(NtStatus::PENDING)
     }
 
     /// `open` is about to change the file's data or size (WRITE, SET_INFO end-of-file or
