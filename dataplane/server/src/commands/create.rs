@@ -90,6 +90,8 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
         waiter: Some(ctx.conn),
         lease,
         lease_stat_open: false,
+        retry: ctx.resuming,
+        delete_on_close: r.create_options & options::DELETE_ON_CLOSE != 0,
     };
     let mut adm = Admission {
         share_max: max_access,

@@ -153,6 +153,7 @@ impl Fixture {
                 gen: 1,
             },
             client_guid: [0; 16],
+            resuming: false,
         };
         match handler(&req, &mut ctx)? {
             Reply::Body { status, body } => Ok((status, body)),

@@ -62,6 +62,8 @@ pub struct TreeCtx<'a> {
     pub conn: crate::mailbox::ConnHandle,
     /// The ClientGuid the connection negotiated: leases belong to the client.
     pub client_guid: [u8; 16],
+    /// The request ran before and was parked (STATUS_PENDING); this is a retry.
+    pub resuming: bool,
 }
 
 impl TreeCtx<'_> {

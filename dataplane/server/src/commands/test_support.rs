@@ -94,6 +94,7 @@ impl TestEnv {
                 gen: 1,
             },
             client_guid: CLIENT_GUID,
+            resuming: false,
         }
     }
 
@@ -140,6 +141,7 @@ impl TestEnv {
                 gen: 1,
             },
             client_guid: OTHER_CLIENT_GUID,
+            resuming: false,
         };
         handler(&req, &mut ctx)
     }

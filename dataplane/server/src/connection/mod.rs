@@ -708,6 +708,7 @@ impl Connection {
             compound_file_id: file_id,
             conn: self.handle,
             client_guid: self.info.client_guid,
+            resuming,
         };
         let Some(command) = Command::from_u16(hdr.command) else {
             return Err(NtStatus::INVALID_PARAMETER);

@@ -248,6 +248,11 @@ pub struct OplockRequest {
     pub lease: Option<LeaseAsk>,
     /// The open breaks no lease (only attributes, SYNCHRONIZE and READ_CONTROL asked for).
     pub lease_stat_open: bool,
+    /// The open waited before: it now also waits for breaks in flight of leases it needs
+    /// broken further (smbtorture smb2.lease.breaking3).
+    pub retry: bool,
+    /// FILE_DELETE_ON_CLOSE: the file is about to go, so other leases lose handle caching.
+    pub delete_on_close: bool,
 }
 
 impl OplockRequest {
@@ -261,6 +266,8 @@ impl OplockRequest {
             waiter: None,
             lease: None,
             lease_stat_open: false,
+            retry: false,
+            delete_on_close: false,
         }
     }
 }
@@ -471,10 +478,11 @@ impl FileState {
 
     /// MS-SMB2 3.3.4.7 with MS-FSA 2.1.4.12: the lease breaks a new open causes. A sharing
     /// violation takes handle caching away (the holder may close and so let the open in), any
-    /// other open write caching; an overwrite everything. Returns whether the open must wait:
+    /// other open write caching, an open to delete both; an overwrite everything. Returns whether the open must wait:
     /// for a break taking away what conflicts, or for a break in flight of a lease it would
     /// otherwise leave alone. An overwrite beside a lease that caches no writes goes on at once
-    /// (smbtorture smb2.lease.breaking4).
+    /// (smbtorture smb2.lease.breaking4), unless it has waited already: then it waits for the
+    /// break in flight too (breaking3).
     fn break_leases(
         &mut self,
         req: &OplockRequest,
@@ -482,8 +490,12 @@ impl FileState {
         notices: &mut Vec<BreakNotice>,
     ) -> bool {
         let own = req.lease.map(|l| l.id);
+        // MS-FSA 2.1.5.1.2.1: an open to delete the file also breaks handle caching
+        // (smbtorture smb2.lease.unlink).
         let conflicting = if sharing_violation {
             caching::HANDLE
+        } else if req.delete_on_close {
+            caching::HANDLE | caching::WRITE
         } else {
             caching::WRITE
         };
@@ -498,7 +510,7 @@ impl FileState {
                 wait |= lease.breaking.is_some();
                 continue;
             }
-            wait |= lease.state & conflicting != 0;
+            wait |= lease.state & conflicting != 0 || (req.retry && lease.breaking.is_some());
             match lease.breaking.as_mut() {
                 // Whatever more this open needs follows once the client acknowledges.
                 Some(b) => b.required &= to,
