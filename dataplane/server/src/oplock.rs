@@ -192,3 +192,61 @@ fn oplock_break_frame(session: &Arc<Session>, file_id: [u8; 16], level: u8) -> V
     write_frame_header(&mut buf, len);
     buf
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::{NoUsers, ServerConfig};
+
+    const GUID: [u8; 16] = [0x5A; 16];
+
+    fn conn(slot: u32) -> ConnHandle {
+        ConnHandle {
+            reactor: 0,
+            slot,
+            gen: 1,
+        }
+    }
+
+    #[test]
+    fn lease_breaks_go_to_the_oldest_live_connection_and_are_retried_in_both_policies() {
+        for break_retry in [BreakRetry::Spec, BreakRetry::Windows] {
+            let config = ServerConfig {
+                break_retry,
+                ..ServerConfig::default()
+            };
+            let server = ServerState::new(config, Vec::new(), Arc::new(NoUsers), [1; 16]);
+            for slot in [1, 2, 3] {
+                server.clients.add(GUID, conn(slot));
+            }
+            let route = BreakRoute::Client(GUID);
+            assert_eq!(channels(&server, &route), [conn(1), conn(2), conn(3)]);
+            // The oldest channel died with the break unacknowledged: it is forgotten and the
+            // break is sent again (here no reactor takes it, so it counts as undeliverable).
+            redeliver(&server, &route, vec![0; 8], conn(1));
+            assert_eq!(channels(&server, &route), [conn(2), conn(3)]);
+            assert_eq!(server.break_stats.retried.load(Ordering::Relaxed), 1);
+            assert_eq!(server.break_stats.undeliverable.load(Ordering::Relaxed), 1);
+        }
+    }
+
+    #[test]
+    fn lease_break_frame_is_a_notification_outside_any_session() {
+        let notification = LeaseBreakNotification {
+            new_epoch: 3,
+            flags: smb3d_protocol::messages::lease::NOTIFY_ACK_REQUIRED,
+            key: [7; 16],
+            current_state: 7,
+            new_state: 3,
+        };
+        let frame = lease_break_frame(&notification);
+        let msg = &frame[FRAME_HEADER_BYTES..];
+        let hdr = Header::decode(msg).unwrap();
+        assert_eq!(hdr.command, Command::OplockBreak as u16);
+        assert_eq!(
+            (hdr.message_id, hdr.session_id),
+            (NOTIFICATION_MESSAGE_ID, 0)
+        );
+        assert_eq!(LeaseBreakNotification::decode(msg), Ok(notification));
+    }
+}

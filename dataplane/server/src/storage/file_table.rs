@@ -808,7 +808,8 @@ impl FileTable {
                 wait = true;
             }
         }
-        if !(oplock.lease_stat_open && !oplock.overwrite) {
+        // A lease stat open breaks no lease, unless it overwrites the data.
+        if !oplock.lease_stat_open || oplock.overwrite {
             wait |= st.break_leases(oplock, sharing_violation, notices);
         }
         if wait {
@@ -903,6 +904,9 @@ impl FileTable {
                 next |= caching::READ;
             }
             lease.start_break(next & state, false, notices);
+            if let Some(b) = lease.breaking.as_mut() {
+                b.required = breaking.required;
+            }
         }
         Ok(std::mem::take(&mut st.waiters))
     }
@@ -1678,6 +1682,90 @@ mod tests {
             .register(KEY, RW_ACCESS, share::ALL, &overwrite, &mut notices)
             .is_ok());
         assert_eq!(lease_breaks(&notices), [(1, R, 0, false)]);
+    }
+
+    #[test]
+    fn what_later_conflicts_need_follows_the_ack_in_steps() {
+        let table = FileTable::new();
+        open_with(&table, &lease_request(CLIENT_A, 1, RWH, 2)).unwrap();
+        let mut notices = Vec::new();
+        let plain = OplockRequest::none();
+        let first = table.register(KEY, RW_ACCESS, share::ALL, &plain, &mut notices);
+        assert_eq!(first.unwrap_err(), NtStatus::PENDING);
+        // An overwrite while the break is in flight sends nothing new but needs none left.
+        let overwrite = OplockRequest {
+            overwrite: true,
+            ..OplockRequest::none()
+        };
+        let second = table.register(KEY, RW_ACCESS, share::ALL, &overwrite, &mut notices);
+        assert_eq!(second.unwrap_err(), NtStatus::PENDING);
+        assert_eq!(lease_breaks(&notices), [(1, RWH, RH, true)]);
+        let id = LeaseId {
+            client_guid: CLIENT_A,
+            key: [1; 16],
+        };
+        // Acknowledging RH brings the next step, RH to R (same epoch), then R to none.
+        let mut next = Vec::new();
+        table.acknowledge_lease_break(id, RH, &mut next).unwrap();
+        assert_eq!(lease_breaks(&next), [(1, RH, R, true)]);
+        let epochs: Vec<u16> = notices
+            .iter()
+            .chain(&next)
+            .filter_map(|n| match n {
+                BreakNotice::Lease { notification, .. } => Some(notification.new_epoch),
+                BreakNotice::Oplock { .. } => None,
+            })
+            .collect();
+        assert_eq!(epochs, [2, 2]);
+        let mut last = Vec::new();
+        table.acknowledge_lease_break(id, R, &mut last).unwrap();
+        assert_eq!(lease_breaks(&last), [(1, R, 0, false)]);
+    }
+
+    #[test]
+    fn rename_takes_handle_caching_from_other_leases_only() {
+        let table = FileTable::new();
+        let renamer = open_with(&table, &lease_request(CLIENT_A, 1, RH, 1)).unwrap();
+        open_with(&table, &lease_request(CLIENT_A, 2, RH, 1)).unwrap();
+        let open = test_open(renamer);
+        let waiter = ConnHandle {
+            reactor: 0,
+            slot: 9,
+            gen: 1,
+        };
+        let mut notices = Vec::new();
+        let blocked = table.break_handle_caching(&open, waiter, &mut notices);
+        assert_eq!(blocked, Err(NtStatus::PENDING));
+        assert_eq!(lease_breaks(&notices), [(2, RH, R, true)]);
+        let id = LeaseId {
+            client_guid: CLIENT_A,
+            key: [2; 16],
+        };
+        let woken = table
+            .acknowledge_lease_break(id, R, &mut Vec::new())
+            .unwrap();
+        assert_eq!(woken, [waiter]);
+        assert_eq!(
+            table.break_handle_caching(&open, waiter, &mut notices),
+            Ok(())
+        );
+    }
+
+    /// An open around a registration, for calls that take one.
+    fn test_open(reg: Registration) -> Open {
+        Open {
+            file_id: FileId::default(),
+            tree_id: 0,
+            fd: std::fs::File::open("/dev/null").unwrap().into(),
+            path: Mutex::new(String::new()),
+            is_directory: false,
+            access_mask: RW_ACCESS,
+            share_access: share::ALL,
+            create_options: 0,
+            state: Mutex::new(crate::open::OpenState::default()),
+            file: reg.file,
+            open_key: reg.open_key,
+        }
     }
 
     #[test]
