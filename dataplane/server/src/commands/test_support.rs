@@ -93,6 +93,8 @@ impl TestEnv {
                 slot: 0,
                 gen: 1,
             },
+            client_guid: CLIENT_GUID,
+            resuming: false,
         }
     }
 
@@ -138,10 +140,16 @@ impl TestEnv {
                 slot: 0,
                 gen: 1,
             },
+            client_guid: OTHER_CLIENT_GUID,
+            resuming: false,
         };
         handler(&req, &mut ctx)
     }
 }
+
+/// The ClientGuid of the env's own session, and of the sessions `run_as` acts as.
+pub const CLIENT_GUID: [u8; 16] = [0xC1; 16];
+pub const OTHER_CLIENT_GUID: [u8; 16] = [0xC2; 16];
 
 pub fn message(command: u16, body: &[u8]) -> Vec<u8> {
     let mut m = vec![0u8; HEADER_BYTES];

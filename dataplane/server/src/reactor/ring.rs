@@ -68,15 +68,15 @@ struct Conn {
     /// Bytes queued for sending, and bytes the kernel took, since the connection began.
     queued_bytes: u64,
     written_bytes: u64,
-    /// Oplock breaks sent here whose bytes the peer has not acknowledged yet.
+    /// Oplock and lease breaks sent here whose bytes the peer has not acknowledged yet.
     unacked_breaks: Vec<TrackedBreak>,
 }
 
-/// An oplock break in flight on a connection, watched until the peer's TCP stack acknowledges
+/// An oplock or lease break in flight on a connection, watched until the peer's TCP stack acknowledges
 /// it (MS-SMB2 leaves detecting a dead channel to the server; this follows FIELD-NOTES).
 struct TrackedBreak {
     frame: Vec<u8>,
-    session: std::sync::Weak<crate::session::Session>,
+    route: crate::oplock::BreakRoute,
     /// Stream position just after the break's last byte.
     end: u64,
     sent_at: std::time::Instant,
@@ -86,7 +86,7 @@ struct TrackedBreak {
 const DEAD_CHANNEL_RTOS: u32 = 6;
 
 /// Forget breaks the peer's TCP stack has acknowledged; declare the channel dead when one has
-/// waited too long, and send its breaks again on the session's next channel.
+/// waited too long, and send its breaks again on the next channel (`oplock::redeliver`).
 fn check_breaks(c: &mut Conn, server: &ServerState) {
     let fd = c.fd.as_raw_fd();
     // smbtorture's FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT: this connection acknowledges nothing.
@@ -110,7 +110,7 @@ fn check_breaks(c: &mut Conn, server: &ServerState) {
     {
         return;
     }
-    warn!(peer = %c.conn.peer, waited_ms = limit.as_millis() as u64, "oplock break not acknowledged: channel declared dead");
+    warn!(peer = %c.conn.peer, waited_ms = limit.as_millis() as u64, "break not acknowledged: channel declared dead");
     server
         .break_stats
         .channels_declared_dead
@@ -118,9 +118,7 @@ fn check_breaks(c: &mut Conn, server: &ServerState) {
     c.closing = true;
     let _ = nix::sys::socket::shutdown(fd, nix::sys::socket::Shutdown::Both);
     for b in std::mem::take(&mut c.unacked_breaks) {
-        if let Some(session) = b.session.upgrade() {
-            crate::oplock::redeliver(server, &session, b.frame, c.conn.handle);
-        }
+        crate::oplock::redeliver(server, &b.route, b.frame, c.conn.handle);
     }
 }
 
@@ -403,12 +401,12 @@ pub fn run(
                         }
                         match msg {
                             ReactorMsg::Send { frame, .. } => enqueue(c, [frame]),
-                            ReactorMsg::Break { frame, session, .. } => {
+                            ReactorMsg::Break { frame, route, .. } => {
                                 let end = c.queued_bytes + frame.len() as u64;
                                 let sent_at = std::time::Instant::now();
                                 c.unacked_breaks.push(TrackedBreak {
                                     frame: frame.clone(),
-                                    session,
+                                    route,
                                     end,
                                     sent_at,
                                 });
