@@ -31,6 +31,7 @@ pub struct FileConfig {
     pub workers: Option<usize>,
     pub break_retry: Option<String>,
     pub enable_test_fsctl: Option<bool>,
+    pub durable_timeout: Option<u32>,
     pub cpus: Option<String>,
     pub signing: Option<String>,
     pub encrypt: Option<String>,

@@ -28,6 +28,10 @@ use passdb::Passdb;
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
+/// The longest `--durable-timeout` accepted: one day (the timeout is kept in milliseconds in
+/// a u32, and a disconnected open should not hold a file much longer).
+const MAX_DURABLE_TIMEOUT_SECS: u32 = 86_400;
+
 #[derive(Parser)]
 #[command(
     name = "smb3d",
@@ -135,6 +139,10 @@ struct ServeArgs {
     /// count as never acknowledging what it is sent (tests of break retry only; off by default).
     #[arg(long)]
     enable_test_fsctl: bool,
+    /// Seconds a durable open outlives its lost connection when the client leaves the choice
+    /// to the server [default: 60]; clients may ask for up to 300 s, or this when longer.
+    #[arg(long, value_name = "SECS")]
+    durable_timeout: Option<u32>,
     /// Worker processes [default: 1]. Each client (by ClientGuid) lives in one worker; a
     /// connection that reaches another worker is handed over with SCM_RIGHTS. A worker that
     /// dies is restarted and takes only its own clients with it.
@@ -287,6 +295,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         };
     }
     config.enable_test_fsctl = args.enable_test_fsctl || file.enable_test_fsctl.unwrap_or(false);
+    if let Some(secs) = args.durable_timeout.or(file.durable_timeout) {
+        if secs == 0 || secs > MAX_DURABLE_TIMEOUT_SECS {
+            return Err(format!(
+                "--durable-timeout: expected 1 to {MAX_DURABLE_TIMEOUT_SECS} seconds, got {secs}"
+            ));
+        }
+        config.durable_timeout_ms = secs * 1000;
+    }
 
     let mut listen = if args.listen.is_empty() {
         file.listen

@@ -9,6 +9,7 @@
 
 pub mod commands;
 pub mod connection;
+pub mod durable;
 pub mod handoff;
 pub mod mailbox;
 pub mod netif;

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use smb3d_protocol::NtStatus;
@@ -42,11 +43,55 @@ impl FileId {
     }
 }
 
+/// Hands out FileIds unique in the whole server: persistent and volatile halves are the same
+/// value, and its bits 48-55 name the worker that owns the open (as session ids do,
+/// `handoff::session_owner`), so a reconnect naming it can tell where the open lives.
+#[derive(Debug)]
+pub struct FileIdAllocator {
+    owner_bits: u64,
+    next: AtomicU64,
+}
+
+/// The bits of a FileId below its owner bits.
+const FILE_ID_COUNTER_MASK: u64 = (1 << crate::handoff::SESSION_OWNER_SHIFT) - 1;
+
+impl FileIdAllocator {
+    /// FileIds of worker `worker` (0 without workers), counting from a point `seed` picks so
+    /// a restarted worker does not hand out the ids of its previous life again.
+    pub fn new(seed: u64, worker: usize) -> FileIdAllocator {
+        FileIdAllocator {
+            owner_bits: crate::handoff::session_id_base(worker),
+            next: AtomicU64::new((seed & 0x0000_ffff_0000_0000) | 1),
+        }
+    }
+
+    /// A new FileId: never 0 nor all-ones (the related-compound FileId).
+    pub fn allocate(&self) -> FileId {
+        loop {
+            let counter = self.next.fetch_add(1, Ordering::Relaxed) & FILE_ID_COUNTER_MASK;
+            if counter != 0 {
+                let id = self.owner_bits | counter;
+                return FileId {
+                    persistent: id,
+                    volatile: id,
+                };
+            }
+        }
+    }
+}
+
+/// The worker owning the open a FileId names (see [`FileIdAllocator`]).
+pub fn file_id_owner(id: FileId) -> usize {
+    crate::handoff::session_owner(id.persistent)
+}
+
 /// One open file or directory.
 #[derive(Debug)]
 pub struct Open {
     pub file_id: FileId,
-    pub tree_id: u32,
+    /// The tree the open belongs to; a durable open reclaimed on a new session moves to that
+    /// session's tree.
+    pub tree_id: AtomicU32,
     /// The host descriptor: read/write as granted for files, `O_RDONLY|O_DIRECTORY` for directories.
     pub fd: OwnedFd,
     /// Path relative to the share root, '/'-separated, "" for the root itself.
@@ -62,6 +107,18 @@ pub struct Open {
     pub file: Arc<FileEntry>,
     /// This open's server-wide unique key in `file` (from `FileTable::register`).
     pub open_key: u64,
+    /// Set when the open was granted a durable handle (MS-SMB2 3.3.5.9.6/3.3.5.9.10).
+    pub durable: Option<crate::durable::DurableGrant>,
+}
+
+impl Open {
+    pub fn tree_id(&self) -> u32 {
+        self.tree_id.load(Ordering::Acquire)
+    }
+
+    pub fn set_tree_id(&self, tree_id: u32) {
+        self.tree_id.store(tree_id, Ordering::Release)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -76,6 +133,22 @@ pub struct OpenState {
     pub search: Option<crate::commands::query_directory::DirSearch>,
     /// Index of the next EA a FileFullEaInformation enumeration returns (MS-FSA 2.1.5.12.12).
     pub ea_index: usize,
+    /// Open.ChannelSequence (MS-SMB2 3.3.5.2.10): the newest channel sequence number seen on
+    /// a modifying request; older ones come from a channel the client gave up on.
+    pub channel_sequence: u16,
+    /// Open.LockSequenceArray (MS-SMB2 3.3.5.14): the last lock sequence number applied per
+    /// index, for opens whose lock requests may be replayed.
+    pub lock_sequences: LockSequences,
+}
+
+/// Lock sequence numbers by LockSequenceIndex 1..=64 (`None`: not valid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockSequences(pub [Option<u8>; 64]);
+
+impl Default for LockSequences {
+    fn default() -> Self {
+        LockSequences([None; 64])
+    }
 }
 
 /// The opens of one session, by volatile file id. Guarded per session, never globally.
@@ -86,19 +159,14 @@ pub struct OpenTable {
 
 #[derive(Debug, Default)]
 struct OpenTableInner {
-    next_volatile: u64,
     opens: HashMap<u64, Arc<Open>>,
 }
 
 impl OpenTable {
-    /// Allocate the next file id (persistent = volatile, unique within the session).
-    pub fn allocate_id(&self) -> FileId {
-        let mut t = self.inner.lock().unwrap();
-        t.next_volatile += 1;
-        FileId {
-            persistent: t.next_volatile,
-            volatile: t.next_volatile,
-        }
+    /// The first open `matches` accepts.
+    pub fn find(&self, matches: impl Fn(&Open) -> bool) -> Option<Arc<Open>> {
+        let t = self.inner.lock().unwrap();
+        t.opens.values().find(|o| matches(o)).cloned()
     }
 
     pub fn insert(&self, open: Arc<Open>) {
@@ -131,7 +199,7 @@ impl OpenTable {
         let ids: Vec<u64> = t
             .opens
             .iter()
-            .filter(|(_, o)| tree_id.is_none_or(|tid| o.tree_id == tid))
+            .filter(|(_, o)| tree_id.is_none_or(|tid| o.tree_id() == tid))
             .map(|(k, _)| *k)
             .collect();
         ids.iter().filter_map(|k| t.opens.remove(k)).collect()

@@ -34,6 +34,7 @@ pub fn send_breaks(server: &ServerState, notices: Vec<BreakNotice>) {
         let (route, frame) = match notice {
             BreakNotice::Oplock { target, level } => {
                 let Some(session) = target.session.upgrade() else {
+                    crate::durable::purge(server, target.file_id);
                     continue;
                 };
                 let frame = oplock_break_frame(&session, target.file_id.encode(), level);
@@ -42,10 +43,19 @@ pub fn send_breaks(server: &ServerState, notices: Vec<BreakNotice>) {
             BreakNotice::Lease {
                 client_guid,
                 notification,
-            } => (
-                BreakRoute::Client(client_guid),
-                lease_break_frame(&notification),
-            ),
+            } => {
+                // MS-SMB2 3.3.4.7: a client without a connection left has only disconnected
+                // durable opens under the lease; they are closed instead of broken.
+                if server.clients.connections(&client_guid).is_empty()
+                    && crate::durable::purge_lease(server, client_guid, notification.key)
+                {
+                    continue;
+                }
+                (
+                    BreakRoute::Client(client_guid),
+                    lease_break_frame(&notification),
+                )
+            }
         };
         server.break_stats.sent.fetch_add(1, Ordering::Relaxed);
         if !deliver(server, &route, frame, None) {

@@ -32,6 +32,10 @@ pub struct ServerConfig {
     pub break_retry: BreakRetry,
     /// Accept smbtorture's FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT (tests only).
     pub enable_test_fsctl: bool,
+    /// How long a disconnected durable open waits for its client when the client leaves the
+    /// choice to the server (DHnQ, or DH2Q with Timeout 0); a client may ask for up to
+    /// `durable::MAX_TIMEOUT_MS`, or this when longer.
+    pub durable_timeout_ms: u32,
 }
 
 /// Oplock break channel policy (MS-SMB2 3.3.4.6 and what Windows does).
@@ -66,6 +70,7 @@ impl Default for ServerConfig {
             listen: Vec::new(),
             break_retry: BreakRetry::Spec,
             enable_test_fsctl: false,
+            durable_timeout_ms: crate::durable::DEFAULT_TIMEOUT_MS,
         }
     }
 }
@@ -182,6 +187,10 @@ pub struct ServerState {
     pub break_stats: BreakStats,
     /// Every client's connections, for lease breaks.
     pub clients: ClientTable,
+    /// FileIds unique in the server, naming this worker.
+    pub file_ids: crate::open::FileIdAllocator,
+    /// Durable opens whose connection is gone, waiting for their client to reconnect.
+    pub durable: Box<dyn crate::durable::DurableStore>,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -212,6 +221,8 @@ impl ServerState {
             handoff: None,
             break_stats: BreakStats::default(),
             clients: ClientTable::default(),
+            file_ids: crate::open::FileIdAllocator::new(seed.rotate_left(16), 0),
+            durable: Box::new(crate::durable::LocalDurableStore::default()),
         }
     }
 
@@ -220,6 +231,7 @@ impl ServerState {
     pub fn join_workers(&mut self, handoff: crate::handoff::Handoff) {
         // Random, so a restarted worker does not hand out the ids of its previous life again.
         self.sessions = SessionTable::new(rand::random(), handoff.worker);
+        self.file_ids = crate::open::FileIdAllocator::new(rand::random(), handoff.worker);
         self.handoff = Some(handoff);
     }
 

@@ -1,21 +1,25 @@
 //! CREATE (MS-SMB2 3.3.5.9): open or create a file or directory beneath the share root.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 
 use smb3d_protocol::dialect::Dialect;
+use smb3d_protocol::header::flags as header_flags;
 use smb3d_protocol::info::ea::{self as ea_info, FullEa};
 use smb3d_protocol::messages::create::CreateContext;
 use smb3d_protocol::messages::create::{
     action, context_name, disposition, find_context, mxac_response, options, parse_contexts,
     qfid_response, CreateRequest, CreateResponse, MAX_IMPERSONATION_LEVEL,
 };
-use smb3d_protocol::messages::lease::LeaseContext;
+use smb3d_protocol::messages::durable_handle::{self as dh, DurableReconnect, DurableRequest};
+use smb3d_protocol::messages::lease::{state as lease_state, LeaseContext};
 use smb3d_protocol::messages::oplock_break;
 use smb3d_protocol::NtStatus;
 
 use super::{Reply, Request, TreeCtx};
-use crate::open::{Open, OpenState};
+use crate::durable::{self, DurableGrant, ReconnectAsk};
+use crate::open::{FileId, Open, OpenState};
 use crate::storage::ea;
 use crate::storage::file_table::{
     access, BreakNotice, BreakTarget, FileKey, LeaseAsk, LeaseId, OplockRequest, Registration,
@@ -56,8 +60,23 @@ const NEW_DIR_MODE: u32 = 0o777;
 
 pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
     let r = CreateRequest::decode(req.msg)?;
+    // A reconnect ignores every other field of the request (MS-SMB2 3.3.5.9.7/3.3.5.9.12).
+    if let Ok(contexts) = parse_contexts(r.contexts) {
+        if let DurableAsk::Reconnect(rc) = durable_ask(&contexts, ctx.dialect)? {
+            return reconnect(&r, &contexts, rc, ctx);
+        }
+    }
     validate(&r)?;
     let contexts = parse_contexts(r.contexts)?;
+    let durable_request = match durable_ask(&contexts, ctx.dialect)? {
+        DurableAsk::Request(d) => Some(d),
+        _ => None,
+    };
+    if let Some(DurableRequest::V2 { create_guid, .. }) = durable_request {
+        if let Some(reply) = replay(req, create_guid, ctx)? {
+            return Ok(reply);
+        }
+    }
     // Previous versions (snapshots) are not offered.
     if find_context(&contexts, context_name::TWRP).is_some() {
         return Err(NtStatus::OBJECT_NAME_NOT_FOUND);
@@ -75,7 +94,7 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
     let lease = requested_lease(&r, &contexts, ctx)?;
 
     // The file id comes first: an oplock granted below must name it in a later break.
-    let file_id = ctx.session.opens.allocate_id();
+    let file_id = ctx.server.file_ids.allocate();
     let oplock = OplockRequest {
         level: requested_oplock(&r),
         holder: Some(BreakTarget {
@@ -112,9 +131,20 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
 
     let oplock_level = opened.registration.oplock_level;
     let registration_lease = opened.registration.lease;
+    let grant = durable_request
+        .filter(|_| !meta.is_directory)
+        .and_then(|d| {
+            grant_durable(
+                d,
+                oplock_level,
+                registration_lease.as_ref(),
+                opened.action,
+                ctx,
+            )
+        });
     let open = Arc::new(Open {
         file_id,
-        tree_id: ctx.tree.id,
+        tree_id: AtomicU32::new(ctx.tree.id),
         fd: opened.fd,
         path: Mutex::new(opened.path.as_str().to_string()),
         is_directory: meta.is_directory,
@@ -127,6 +157,7 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
         }),
         file: opened.registration.file,
         open_key: opened.registration.open_key,
+        durable: grant.clone(),
     });
     ctx.session.opens.insert(open);
     *ctx.compound_file_id = Some(file_id);
@@ -147,9 +178,211 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
         qfid = qfid_response(meta.file_index, meta.device);
         out_contexts.push((context_name::QFID, &qfid));
     }
+    let durable_data;
+    if let Some(g) = &grant {
+        durable_data = durable_response(g);
+        out_contexts.push((durable_data.0, &durable_data.1));
+    }
     let mut body = Vec::with_capacity(160);
     let mut response = response_for(&meta, opened.action, file_id.encode());
     response.oplock_level = oplock_level;
+    response.encode(&out_contexts, &mut body);
+    Ok(Reply::ok(body))
+}
+
+/// The durable handle contexts of a CREATE (MS-SMB2 3.3.5.9.6/7/10/12).
+enum DurableAsk {
+    None,
+    Request(DurableRequest),
+    Reconnect(DurableReconnect),
+}
+
+/// Which durable handle context the CREATE carries. Version 2 contexts count from SMB 3.0 on;
+/// mixing a v2 context with any other durable context is INVALID_PARAMETER, and a DHnQ beside
+/// a DHnC is ignored.
+fn durable_ask(contexts: &[CreateContext], dialect: Dialect) -> Result<DurableAsk, NtStatus> {
+    let find = |name| find_context(contexts, name);
+    let v2 = dialect.is_smb3();
+    let dhnq = find(context_name::DHNQ);
+    let dhnc = find(context_name::DHNC);
+    let dh2q = find(context_name::DH2Q).filter(|_| v2);
+    let dh2c = find(context_name::DH2C).filter(|_| v2);
+    let v1_count = usize::from(dhnq.is_some()) + usize::from(dhnc.is_some());
+    match (dh2q, dh2c) {
+        (Some(_), Some(_)) => Err(NtStatus::INVALID_PARAMETER),
+        (Some(_), None) | (None, Some(_)) if v1_count > 0 => Err(NtStatus::INVALID_PARAMETER),
+        (Some(q), None) => Ok(DurableAsk::Request(dh::decode_dh2q(q.data)?)),
+        (None, Some(c)) => Ok(DurableAsk::Reconnect(dh::decode_dh2c(c.data)?)),
+        (None, None) => match (dhnq, dhnc) {
+            (_, Some(c)) => Ok(DurableAsk::Reconnect(dh::decode_dhnc(c.data)?)),
+            (Some(q), None) => Ok(DurableAsk::Request(dh::decode_dhnq(q.data)?)),
+            (None, None) => Ok(DurableAsk::None),
+        },
+    }
+}
+
+/// MS-SMB2 3.3.5.9.6/3.3.5.9.10: a durable handle goes with a batch oplock or a lease that
+/// caches handles, on files only (the caller leaves directories out). Persistent handles are
+/// not offered (no continuously available shares), so the flag is never granted.
+fn grant_durable(
+    request: DurableRequest,
+    oplock_level: u8,
+    lease: Option<&LeaseContext>,
+    create_action: u32,
+    ctx: &TreeCtx,
+) -> Option<DurableGrant> {
+    let durable_caching = match lease {
+        Some(l) => l.state & lease_state::HANDLE != 0,
+        None => oplock_level == oplock_break::level::BATCH,
+    };
+    if !durable_caching {
+        return None;
+    }
+    let config = &ctx.server.config;
+    let (create_guid, timeout_ms) = match request {
+        DurableRequest::V1 => (None, config.durable_timeout_ms),
+        DurableRequest::V2 {
+            timeout_ms,
+            create_guid,
+            ..
+        } => (
+            Some(create_guid),
+            durable::granted_timeout(
+                timeout_ms,
+                config.durable_timeout_ms,
+                durable::MAX_TIMEOUT_MS,
+            ),
+        ),
+    };
+    Some(DurableGrant {
+        create_guid,
+        timeout_ms,
+        client_guid: ctx.client_guid,
+        identity: ctx.session.identity.lock().unwrap().clone(),
+        lease_key: lease.map(|l| l.key),
+        create_action,
+    })
+}
+
+/// The DHnQ or DH2Q response context for a granted durable handle.
+fn durable_response(grant: &DurableGrant) -> (&'static [u8], [u8; 8]) {
+    match grant.create_guid {
+        None => (context_name::DHNQ, dh::dhnq_response()),
+        Some(_) => (context_name::DH2Q, dh::dh2q_response(grant.timeout_ms, 0)),
+    }
+}
+
+/// MS-SMB2 3.3.5.9.10: a DH2Q naming the CreateGuid of an open this client already has is a
+/// replay of that CREATE when flagged SMB2_FLAGS_REPLAY_OPERATION (the open is answered again
+/// instead of opening the file a second time), and DUPLICATE_OBJECTID otherwise.
+fn replay(
+    req: &Request,
+    create_guid: [u8; 16],
+    ctx: &mut TreeCtx,
+) -> Result<Option<Reply>, NtStatus> {
+    let client_guid = ctx.client_guid;
+    let Some(open) = ctx.session.opens.find(|o| {
+        o.durable
+            .as_ref()
+            .is_some_and(|g| g.create_guid == Some(create_guid) && g.client_guid == client_guid)
+    }) else {
+        return Ok(None);
+    };
+    if req.header.flags & header_flags::REPLAY_OPERATION == 0 || open.tree_id() != ctx.tree.id {
+        return Err(NtStatus::DUPLICATE_OBJECTID);
+    }
+    let grant = open.durable.as_ref().ok_or(NtStatus::INTERNAL_ERROR)?;
+    let dh2q = durable_response(grant);
+    *ctx.compound_file_id = Some(open.file_id);
+    existing_open_reply(&open, grant.create_action, Some((dh2q.0, &dh2q.1)), ctx).map(Some)
+}
+
+/// MS-SMB2 3.3.5.9.7 (DHnC) and 3.3.5.9.12 (DH2C): reclaim a disconnected durable open on this
+/// session and tree — the same open, FileId, oplock or lease and locks. Every failed check is
+/// OBJECT_NAME_NOT_FOUND, but the right lease on another name is INVALID_PARAMETER.
+fn reconnect(
+    r: &CreateRequest,
+    contexts: &[CreateContext],
+    rc: DurableReconnect,
+    ctx: &mut TreeCtx,
+) -> Result<Reply, NtStatus> {
+    let (file_id, create_guid) = match rc {
+        DurableReconnect::V1 { file_id } => (file_id, None),
+        DurableReconnect::V2 {
+            file_id,
+            create_guid,
+            ..
+        } => (file_id, Some(create_guid)),
+    };
+    let file_id = FileId::decode(&file_id);
+    let lease_key = match find_context(contexts, context_name::RQLS) {
+        Some(c) => Some(LeaseContext::decode(c.data, ctx.dialect.is_smb3())?.key),
+        None => None,
+    };
+    // The name matters only for leased opens; an unparsable one matches nothing.
+    let name = SharePath::parse_utf16(r.name)
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let identity = ctx.session.identity.lock().unwrap().clone();
+    let ask = ReconnectAsk {
+        create_guid,
+        client_guid: ctx.client_guid,
+        identity: &identity,
+        lease_key,
+        name: &name,
+    };
+    let share = ctx.tree.share.clone();
+    let d = ctx.server.durable.reclaim(file_id.persistent, &|d| {
+        if !Arc::ptr_eq(&d.share, &share) || d.open.file_id != file_id {
+            return Err(NtStatus::OBJECT_NAME_NOT_FOUND);
+        }
+        let grant = d
+            .open
+            .durable
+            .as_ref()
+            .ok_or(NtStatus::OBJECT_NAME_NOT_FOUND)?;
+        let path = d.open.path.lock().unwrap().clone();
+        durable::check_reconnect(grant, &path, &ask)
+    })?;
+    let open = d.open;
+    open.set_tree_id(ctx.tree.id);
+    ctx.server.files.reattach_holder(
+        &open,
+        BreakTarget {
+            session: Arc::downgrade(ctx.session),
+            file_id: open.file_id,
+        },
+    );
+    ctx.session.opens.insert(open.clone());
+    *ctx.compound_file_id = Some(open.file_id);
+    tracing::info!(file_id = open.file_id.persistent, "durable open reclaimed");
+    existing_open_reply(&open, action::OPENED, None, ctx)
+}
+
+/// The CREATE response for an open that exists already (a reconnect or a replay): its current
+/// oplock level or lease, and `durable` as the durable handle response context.
+fn existing_open_reply(
+    open: &Arc<Open>,
+    create_action: u32,
+    durable: Option<(&[u8], &[u8])>,
+    ctx: &TreeCtx,
+) -> Result<Reply, NtStatus> {
+    let mut meta = stat_fd(open.fd.as_fd())?;
+    ctx.server.files.apply_change_time(open, &mut meta);
+    let lease = ctx.server.files.lease_grant(open);
+    let mut lease_data = Vec::new();
+    let mut out_contexts: Vec<(&[u8], &[u8])> = Vec::new();
+    if let Some(grant) = &lease {
+        grant.encode(&mut lease_data);
+        out_contexts.push((context_name::RQLS, &lease_data));
+    }
+    out_contexts.extend(durable);
+    let mut response = response_for(&meta, create_action, open.file_id.encode());
+    response.oplock_level = match lease {
+        Some(_) => oplock_break::level::LEASE,
+        None => ctx.server.files.oplock_level(open),
+    };
+    let mut body = Vec::with_capacity(160);
     response.encode(&out_contexts, &mut body);
     Ok(Reply::ok(body))
 }

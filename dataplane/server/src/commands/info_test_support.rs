@@ -104,8 +104,8 @@ impl Fixture {
             )
             .unwrap();
         let open = Arc::new(Open {
-            file_id: self.session.opens.allocate_id(),
-            tree_id: self.tree.id,
+            file_id: self.server.file_ids.allocate(),
+            tree_id: std::sync::atomic::AtomicU32::new(self.tree.id),
             fd,
             path: Mutex::new(path.as_str().to_string()),
             is_directory,
@@ -115,6 +115,7 @@ impl Fixture {
             state: Mutex::new(OpenState::default()),
             file: reg.file,
             open_key: reg.open_key,
+            durable: None,
         });
         self.session.opens.insert(open.clone());
         open

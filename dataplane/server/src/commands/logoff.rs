@@ -16,6 +16,6 @@ pub fn logoff(session: &Session, server: &ServerState) -> Vec<(Arc<Open>, Arc<Sh
         .opens
         .drain(None)
         .into_iter()
-        .filter_map(|open| trees.get(&open.tree_id).map(|t| (open, t.share.clone())))
+        .filter_map(|open| trees.get(&open.tree_id()).map(|t| (open, t.share.clone())))
         .collect()
 }

@@ -76,7 +76,7 @@ impl TreeCtx<'_> {
             id
         };
         let open = self.session.opens.get(id)?;
-        if open.tree_id != self.tree.id {
+        if open.tree_id() != self.tree.id {
             return Err(NtStatus::FILE_CLOSED);
         }
         Ok(open)

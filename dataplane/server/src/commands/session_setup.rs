@@ -482,7 +482,7 @@ fn end_previous_session_anywhere(server: &ServerState, previous_id: u64, identit
 }
 
 /// MS-SMB2 3.3.5.5.3: a client reconnecting names its previous session; if the same user owns
-/// it, that session ends now (with its opens) instead of lingering until its connection times out.
+/// it, that session ends now (closing its opens, but for durable ones) instead of lingering until its connection times out.
 pub fn end_previous_session(server: &ServerState, previous_id: u64, identity: &Identity) {
     let Some(previous) = server.sessions.get(previous_id) else {
         return;
@@ -492,8 +492,12 @@ pub fn end_previous_session(server: &ServerState, previous_id: u64, identity: &I
     }
     info!(previous_id, "previous session ended by reconnect");
     previous.mark_logged_off();
+    // Its durable opens wait for the client to reclaim them on the new session (smbtorture
+    // smb2.durable-open.reopen1a).
     for (open, share) in super::logoff::logoff(&previous, server) {
-        super::close::close_open(server, &share, &open);
+        if !crate::durable::keep_if_durable(server, &open, &share) {
+            super::close::close_open(server, &share, &open);
+        }
     }
 }
 

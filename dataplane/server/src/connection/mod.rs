@@ -1201,8 +1201,12 @@ impl Connection {
                 continue;
             }
             session.mark_logged_off();
+            // A lost connection (not LOGOFF, CLOSE or TREE_DISCONNECT) keeps durable opens for
+            // their client to reclaim (MS-SMB2 3.3.7.1).
             for (open, share) in commands::logoff::logoff(&session, &self.server) {
-                commands::close::close_open(&self.server, &share, &open);
+                if !crate::durable::keep_if_durable(&self.server, &open, &share) {
+                    commands::close::close_open(&self.server, &share, &open);
+                }
             }
         }
         self.pending_auth.clear();

@@ -431,6 +431,9 @@ pub fn run(
                             check_breaks(c, &server);
                         }
                     }
+                    if spec.index == 0 {
+                        crate::durable::expire(&server);
+                    }
                     if shutdown.load(Ordering::Relaxed) {
                         for c in conns.iter_mut().flatten() {
                             c.conn.teardown();

@@ -971,6 +971,52 @@ impl FileTable {
             .map_or(level::NONE, |o| o.oplock)
     }
 
+    /// Whether `open` shares a lease that caches handles (what keeps a leased durable open).
+    pub fn lease_caches_handles(&self, open: &Open) -> bool {
+        let st = open.file.state();
+        let Some(id) = st
+            .opens
+            .iter()
+            .find(|o| o.open_key == open.open_key)
+            .and_then(|o| o.lease)
+        else {
+            return false;
+        };
+        st.leases
+            .iter()
+            .any(|l| l.id == id && l.state & caching::HANDLE != 0)
+    }
+
+    /// The lease context of `open`'s lease as a CREATE response reports it, for a lease open.
+    pub fn lease_grant(&self, open: &Open) -> Option<LeaseContext> {
+        let st = open.file.state();
+        let id = st
+            .opens
+            .iter()
+            .find(|o| o.open_key == open.open_key)
+            .and_then(|o| o.lease)?;
+        st.leases.iter().find(|l| l.id == id).map(Lease::grant)
+    }
+
+    /// `open`'s connection is gone: an oplock break for it now finds no session, which closes
+    /// the open if it waits as a disconnected durable open (`durable::purge`).
+    pub fn disconnect_holder(&self, open: &Open) {
+        let mut st = open.file.state();
+        if let Some(o) = st.opens.iter_mut().find(|o| o.open_key == open.open_key) {
+            if let Some(h) = o.holder.as_mut() {
+                h.session = Weak::new();
+            }
+        }
+    }
+
+    /// A reclaimed durable open: its oplock breaks go to its new session from now on.
+    pub fn reattach_holder(&self, open: &Open, target: BreakTarget) {
+        let mut st = open.file.state();
+        if let Some(o) = st.opens.iter_mut().find(|o| o.open_key == open.open_key) {
+            o.holder = Some(target);
+        }
+    }
+
     /// Undo a [`register`](Self::register) whose open was never built (CREATE failed later).
     pub fn cancel(&self, reg: Registration) {
         let mut shard = self.shard(&reg.file.key);
@@ -1755,7 +1801,7 @@ mod tests {
     fn test_open(reg: Registration) -> Open {
         Open {
             file_id: FileId::default(),
-            tree_id: 0,
+            tree_id: 0.into(),
             fd: std::fs::File::open("/dev/null").unwrap().into(),
             path: Mutex::new(String::new()),
             is_directory: false,
@@ -1765,6 +1811,7 @@ mod tests {
             state: Mutex::new(crate::open::OpenState::default()),
             file: reg.file,
             open_key: reg.open_key,
+            durable: None,
         }
     }
 
