@@ -73,10 +73,13 @@ pub fn check_reconnect(
     path: &str,
     ask: &ReconnectAsk,
 ) -> Result<(), NtStatus> {
-    // A v2 reconnect names the CreateGuid of a v2 open; a v1 reconnect may reclaim either
-    // (smbtorture smb2.durable-v2-open.reopen2b/reopen2c).
-    if ask.create_guid.is_some() && grant.create_guid != ask.create_guid {
-        return Err(NtStatus::OBJECT_NAME_NOT_FOUND);
+    // A v2 reconnect names the CreateGuid of a v2 open, or a zero one for a v1 open; a v1
+    // reconnect may reclaim either (smbtorture smb2.durable-v2-open.reopen2b/reopen2c,
+    // smb2.durable-open.reopen2-lease).
+    if let Some(asked) = ask.create_guid {
+        if asked != grant.create_guid.unwrap_or([0; 16]) {
+            return Err(NtStatus::OBJECT_NAME_NOT_FOUND);
+        }
     }
     // Oplock opens: the name and every other field of the request are ignored.
     if let Some(key) = grant.lease_key {
@@ -325,7 +328,8 @@ mod tests {
             check_reconnect(&g, "f", &wrong_guid),
             Err(NtStatus::OBJECT_NAME_NOT_FOUND)
         );
-        // A v1 reconnect may reclaim a v2 open; a v2 reconnect never reclaims a v1 open.
+        // A v1 reconnect may reclaim a v2 open; a v2 reconnect reclaims a v1 open only with a
+        // zero CreateGuid.
         let v1 = ReconnectAsk {
             create_guid: None,
             ..ask(&me, "f")
@@ -333,6 +337,15 @@ mod tests {
         assert_eq!(check_reconnect(&g, "f", &v1), Ok(()));
         assert_eq!(
             check_reconnect(&grant(None, None), "f", &ask(&me, "f")),
+            Err(NtStatus::OBJECT_NAME_NOT_FOUND)
+        );
+        let zero_guid = ReconnectAsk {
+            create_guid: Some([0; 16]),
+            ..ask(&me, "f")
+        };
+        assert_eq!(check_reconnect(&grant(None, None), "f", &zero_guid), Ok(()));
+        assert_eq!(
+            check_reconnect(&g, "f", &zero_guid),
             Err(NtStatus::OBJECT_NAME_NOT_FOUND)
         );
         let bob = Identity::User {

@@ -73,7 +73,7 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
         _ => None,
     };
     if let Some(DurableRequest::V2 { create_guid, .. }) = durable_request {
-        if let Some(reply) = replay(req, create_guid, ctx)? {
+        if let Some(reply) = replay(req, &r, &contexts, create_guid, ctx)? {
             return Ok(reply);
         }
     }
@@ -274,9 +274,15 @@ fn durable_response(grant: &DurableGrant) -> (&'static [u8], [u8; 8]) {
 
 /// MS-SMB2 3.3.5.9.10: a DH2Q naming the CreateGuid of an open this client already has is a
 /// replay of that CREATE when flagged SMB2_FLAGS_REPLAY_OPERATION (the open is answered again
-/// instead of opening the file a second time), and DUPLICATE_OBJECTID otherwise.
+/// instead of opening the file a second time), and DUPLICATE_OBJECTID otherwise. As Windows
+/// answers a replay (smbtorture smb2.replay.replay-dhv2-*): a leased open reports its lease as
+/// it is now, to a replay with the same lease key; an oplock open the oplock level the replay
+/// asks for, up to the one held, with the durable context only when that level is batch; a
+/// replay asking for a lease the open does not have is ACCESS_DENIED.
 fn replay(
     req: &Request,
+    r: &CreateRequest,
+    contexts: &[CreateContext],
     create_guid: [u8; 16],
     ctx: &mut TreeCtx,
 ) -> Result<Option<Reply>, NtStatus> {
@@ -292,9 +298,20 @@ fn replay(
         return Err(NtStatus::DUPLICATE_OBJECTID);
     }
     let grant = open.durable.as_ref().ok_or(NtStatus::INTERNAL_ERROR)?;
+    let asked_lease = requested_lease(r, contexts, ctx)?.map(|l| l.id.key);
+    let held = ctx.server.files.oplock_level(&open);
+    let oplock = match (grant.lease_key, asked_lease) {
+        (Some(held_key), Some(asked)) if held_key == asked => None,
+        (None, None) => Some(requested_oplock(r).min(held)),
+        _ => return Err(NtStatus::ACCESS_DENIED),
+    };
     let dh2q = durable_response(grant);
+    let durable = match oplock {
+        Some(level) if level != oplock_break::level::BATCH => None,
+        _ => Some((dh2q.0, &dh2q.1[..])),
+    };
     *ctx.compound_file_id = Some(open.file_id);
-    existing_open_reply(&open, grant.create_action, Some((dh2q.0, &dh2q.1)), ctx).map(Some)
+    existing_open_reply(&open, grant.create_action, oplock, durable, ctx).map(Some)
 }
 
 /// MS-SMB2 3.3.5.9.7 (DHnC) and 3.3.5.9.12 (DH2C): reclaim a disconnected durable open on this
@@ -356,14 +373,16 @@ fn reconnect(
     ctx.session.opens.insert(open.clone());
     *ctx.compound_file_id = Some(open.file_id);
     tracing::info!(file_id = open.file_id.persistent, "durable open reclaimed");
-    existing_open_reply(&open, action::OPENED, None, ctx)
+    existing_open_reply(&open, action::OPENED, None, None, ctx)
 }
 
 /// The CREATE response for an open that exists already (a reconnect or a replay): its current
-/// oplock level or lease, and `durable` as the durable handle response context.
+/// lease, or `oplock` (by default the level it holds), and `durable` as the durable handle
+/// response context.
 fn existing_open_reply(
     open: &Arc<Open>,
     create_action: u32,
+    oplock: Option<u8>,
     durable: Option<(&[u8], &[u8])>,
     ctx: &TreeCtx,
 ) -> Result<Reply, NtStatus> {
@@ -378,9 +397,10 @@ fn existing_open_reply(
     }
     out_contexts.extend(durable);
     let mut response = response_for(&meta, create_action, open.file_id.encode());
-    response.oplock_level = match lease {
-        Some(_) => oplock_break::level::LEASE,
-        None => ctx.server.files.oplock_level(open),
+    response.oplock_level = match (lease, oplock) {
+        (Some(_), _) => oplock_break::level::LEASE,
+        (None, Some(level)) => level,
+        (None, None) => ctx.server.files.oplock_level(open),
     };
     let mut body = Vec::with_capacity(160);
     response.encode(&out_contexts, &mut body);

@@ -83,6 +83,7 @@ pub fn handle_file(
     let output = match ioctl.ctl_code {
         FSCTL_CREATE_OR_GET_OBJECT_ID => {
             let open = ctx.open(file_id)?;
+            super::check_channel_sequence(req, ctx, &open)?;
             object_id_buffer(open.file.key.device, open.file.key.inode)
         }
         // MS-SMB2 3.3.5.15: FSCTLs the server does not implement.

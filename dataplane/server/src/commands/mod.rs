@@ -83,6 +83,25 @@ impl TreeCtx<'_> {
     }
 }
 
+/// MS-SMB2 3.3.5.2.10: a WRITE, SET_INFO or IOCTL carrying a ChannelSequence older than the
+/// newest one seen on `open` was sent on a channel the client has since given up on (it has
+/// replayed, or will replay, the request elsewhere): FILE_NOT_AVAILABLE. A newer one becomes
+/// the open's. Outstanding request counts are not kept, so a replay with the current sequence
+/// number is accepted.
+pub fn check_channel_sequence(req: &Request, ctx: &TreeCtx, open: &Open) -> Result<(), NtStatus> {
+    if !ctx.dialect.is_smb3() {
+        return Ok(());
+    }
+    let sequence = (req.header.status & 0xffff) as u16;
+    let mut state = open.state.lock().unwrap();
+    let ahead = sequence.wrapping_sub(state.channel_sequence);
+    if ahead > 0x7fff {
+        return Err(NtStatus::FILE_NOT_AVAILABLE);
+    }
+    state.channel_sequence = sequence;
+    Ok(())
+}
+
 /// A handler's answer.
 #[derive(Debug)]
 pub enum Reply {

@@ -15,6 +15,7 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
         return Err(NtStatus::INVALID_PARAMETER);
     }
     let open = ctx.open(FileId::decode(&r.file_id))?;
+    super::check_channel_sequence(req, ctx, &open)?;
     if open.is_directory {
         return Err(NtStatus::INVALID_DEVICE_REQUEST);
     }

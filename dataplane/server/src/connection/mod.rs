@@ -674,11 +674,15 @@ impl Connection {
                 if let Err(s) = echo::decode_request(msg) {
                     return self.error(fb, rsp, s, sign_with);
                 }
-                // MS-SMB2 3.3.5.6: LOGOFF on any channel ends the session on all of them.
+                // MS-SMB2 3.3.5.6: LOGOFF on any channel ends the session on all of them. Its
+                // durable opens wait for a reconnect from another session, as Windows and Samba
+                // keep them (smbtorture smb2.durable-open.reopen4).
                 session.mark_logged_off();
                 session.detach_connection(self.handle);
                 for (open, share) in commands::logoff::logoff(&session, &self.server) {
-                    commands::close::close_open(&self.server, &share, &open);
+                    if !crate::durable::keep_if_durable(&self.server, &open, &share) {
+                        commands::close::close_open(&self.server, &share, &open);
+                    }
                 }
                 self.channels.remove(&session.id);
                 let mut body = Vec::new();
