@@ -49,7 +49,10 @@ fn lock_sequence(r: &LockRequest, ctx: &TreeCtx, open: &Open) -> Option<(usize, 
         open.durable.is_some() || (ctx.dialect.is_smb3() && ctx.server.config.multichannel);
     let index = (r.lock_sequence >> 4) as usize;
     let number = (r.lock_sequence & 0xf) as u8;
-    (replayable && (1..=64).contains(&index)).then_some((index - 1, number))
+    index
+        .checked_sub(1)
+        .filter(|i| replayable && *i < 64)
+        .map(|i| (i, number))
 }
 
 fn lock_response() -> Vec<u8> {
