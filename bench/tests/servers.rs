@@ -303,6 +303,132 @@ fn errors_are_reported_by_status_name() {
         .contains("LOGON_FAILURE"));
 }
 
+/// Write through a durable handle (DH2Q with a batch oplock), lose the connection, reclaim the
+/// open from a new connection and session with DH2C, write on: the file holds exactly what was
+/// written, each part once, and the reclaimed open is the same FileId.
+#[test]
+fn durable_handle_survives_a_lost_connection() {
+    use smb3bench::client::conn::{Error, Request};
+    use smb3bench::client::msgs::{self, CreateArgs, Durable};
+    use smb3bench::client::ntlm::Credentials;
+    use smb3bench::client::session::{login, login_as, LoginOptions, Session};
+    use smb3d_protocol::dialect::SigningAlgorithm;
+    use smb3d_protocol::header::Command as Smb2Command;
+    use smb3d_protocol::NtStatus;
+
+    const PART_BYTES: usize = 64 * 1024;
+    let server = Smb3d::start();
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server.port));
+    let unc = "\\\\127.0.0.1\\share";
+    let opts = LoginOptions {
+        creds: Credentials {
+            user: USER.into(),
+            domain: String::new(),
+            password: PASSWORD.into(),
+        },
+        sign: true,
+        encrypt: None,
+        signing: SigningAlgorithm::AesCmac,
+    };
+    let args = CreateArgs {
+        desired_access: 0x0012_019F, // read, write, attributes
+        file_attributes: 0,
+        share_access: 0,
+        disposition: 3, // OPEN_IF
+        options: 0,
+    };
+    let create = |s: &mut Session, durable: Durable| {
+        let mut req = Request::new(Smb2Command::Create, s.tree_id);
+        msgs::encode_create_with(
+            "durable.dat",
+            &args,
+            msgs::OPLOCK_BATCH,
+            Some(durable),
+            &mut req.msg,
+        );
+        s.conn.call(req)
+    };
+    let write = |s: &mut Session, file_id: &[u8; 16], offset: u64, data: &[u8]| {
+        let mut req = Request::with_payload(Smb2Command::Write, s.tree_id, data.len() as u32);
+        msgs::encode_write_head(file_id, offset, data.len() as u32, &mut req.msg);
+        req.msg.extend_from_slice(data);
+        let resp = s.conn.call_ok(req).expect("write");
+        assert_eq!(msgs::decode_write(&resp.msg).unwrap() as usize, data.len());
+    };
+    let first: Vec<u8> = (0..PART_BYTES).map(|i| (i % 251) as u8).collect();
+    let second: Vec<u8> = (0..PART_BYTES).map(|i| (i % 241) as u8 ^ 0x5a).collect();
+    let create_guid: [u8; 16] = rand::random();
+
+    let mut s1 = login(addr, unc, &opts).expect("login");
+    let opened = create(
+        &mut s1,
+        Durable::Request {
+            timeout_ms: 0,
+            create_guid,
+        },
+    )
+    .and_then(|r| r.ok_or_status(&[]))
+    .expect("durable create");
+    let reply = msgs::decode_create(&opened.msg).unwrap();
+    assert_eq!(reply.oplock_level, msgs::OPLOCK_BATCH);
+    assert_eq!(
+        reply.durable_timeout_ms,
+        Some(60_000),
+        "the default durable timeout"
+    );
+    write(&mut s1, &reply.file_id, 0, &first);
+
+    // The connection is lost: no CLOSE, no LOGOFF.
+    let client_guid = s1.client_guid();
+    s1.conn.tx.close();
+    drop(s1);
+
+    let mut s2 = login_as(addr, unc, &opts, client_guid).expect("login again");
+    let wrong = create(
+        &mut s2,
+        Durable::Reconnect {
+            file_id: reply.file_id,
+            create_guid: rand::random(),
+        },
+    )
+    .expect("reconnect with a wrong CreateGuid");
+    assert_eq!(wrong.status(), NtStatus::OBJECT_NAME_NOT_FOUND);
+    // The open may take a moment to leave the old connection: retry briefly.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let reclaimed = loop {
+        let r = create(
+            &mut s2,
+            Durable::Reconnect {
+                file_id: reply.file_id,
+                create_guid,
+            },
+        )
+        .expect("reconnect");
+        match r.ok_or_status(&[]) {
+            Ok(r) => break r,
+            Err(Error::Status(NtStatus::OBJECT_NAME_NOT_FOUND)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("durable reconnect failed: {e:?}"),
+        }
+    };
+    let back = msgs::decode_create(&reclaimed.msg).unwrap();
+    assert_eq!(back.file_id, reply.file_id, "the same open");
+    assert_eq!(back.end_of_file, PART_BYTES as u64);
+    write(&mut s2, &back.file_id, PART_BYTES as u64, &second);
+    let mut req = Request::new(Smb2Command::Close, s2.tree_id);
+    msgs::encode_close(&back.file_id, &mut req.msg);
+    s2.conn.call_ok(req).expect("close");
+
+    let on_disk = fs::read(server.dir.0.join("share").join("durable.dat")).unwrap();
+    assert_eq!(on_disk.len(), 2 * PART_BYTES);
+    assert!(on_disk[..PART_BYTES] == first[..], "first part intact");
+    assert!(
+        on_disk[PART_BYTES..] == second[..],
+        "second part written once, after the first"
+    );
+}
+
 /// Samba's smbd from scripts/samba-reference, stopped on drop.
 struct Samba {
     state: TempDir,

@@ -201,10 +201,40 @@ pub struct CreateArgs {
 
 /// CREATE request (MS-SMB2 2.2.13), no create contexts, no oplock.
 pub fn encode_create(name: &str, a: &CreateArgs, out: &mut Vec<u8>) {
+    encode_create_with(name, a, 0, None, out);
+}
+
+/// SMB2_OPLOCK_LEVEL_BATCH (MS-SMB2 2.2.13).
+pub const OPLOCK_BATCH: u8 = 0x09;
+
+/// A durable handle create context (MS-SMB2 2.2.13.2.11/12).
+#[derive(Clone, Copy, Debug)]
+pub enum Durable {
+    /// DH2Q: ask for a durable handle kept `timeout_ms` (0: the server's default).
+    Request {
+        timeout_ms: u32,
+        create_guid: [u8; 16],
+    },
+    /// DH2C: reclaim the durable open `file_id` made by the CREATE `create_guid`.
+    Reconnect {
+        file_id: [u8; 16],
+        create_guid: [u8; 16],
+    },
+}
+
+/// CREATE request asking for `oplock_level`, with at most one durable handle context.
+pub fn encode_create_with(
+    name: &str,
+    a: &CreateArgs,
+    oplock_level: u8,
+    durable: Option<Durable>,
+    out: &mut Vec<u8>,
+) {
     let name = string_to_utf16le(name);
+    let start = out.len();
     out.put_u16(57);
     out.put_u8(0); // SecurityFlags
-    out.put_u8(0); // RequestedOplockLevel: none
+    out.put_u8(oplock_level);
     out.put_u32(2); // ImpersonationLevel: Impersonation
     out.put_u64(0);
     out.put_u64(0);
@@ -215,28 +245,85 @@ pub fn encode_create(name: &str, a: &CreateArgs, out: &mut Vec<u8>) {
     out.put_u32(a.options);
     out.put_u16((HEADER_BYTES + 56) as u16);
     out.put_u16(name.len() as u16);
-    out.put_u32(0);
-    out.put_u32(0);
+    let contexts_at = out.len();
+    out.put_u32(0); // CreateContextsOffset, set below
+    out.put_u32(0); // CreateContextsLength, set below
     out.put_bytes(&name);
     if name.is_empty() {
         out.put_u8(0); // the Buffer holds at least one byte
     }
+    let Some(durable) = durable else {
+        return;
+    };
+    while !(out.len() - start).is_multiple_of(8) {
+        out.put_u8(0);
+    }
+    let context_offset = HEADER_BYTES + out.len() - start;
+    let (tag, data) = durable_context(durable);
+    // SMB2_CREATE_CONTEXT (MS-SMB2 2.2.13.2): the 4-byte name at 16, the data at 24.
+    out.put_u32(0); // Next
+    out.put_u16(16); // NameOffset
+    out.put_u16(4); // NameLength
+    out.put_u16(0);
+    out.put_u16(24); // DataOffset
+    out.put_u32(data.len() as u32);
+    out.put_bytes(tag);
+    out.put_u32(0);
+    out.put_bytes(&data);
+    let length = (data.len() + 24) as u32;
+    out[contexts_at..contexts_at + 4].copy_from_slice(&(context_offset as u32).to_le_bytes());
+    out[contexts_at + 4..contexts_at + 8].copy_from_slice(&length.to_le_bytes());
 }
 
-/// CREATE response: file id, create action and end of file.
+fn durable_context(d: Durable) -> (&'static [u8; 4], Vec<u8>) {
+    let mut data = Vec::with_capacity(36);
+    match d {
+        Durable::Request {
+            timeout_ms,
+            create_guid,
+        } => {
+            data.put_u32(timeout_ms);
+            data.put_u32(0); // Flags: not persistent
+            data.put_u64(0);
+            data.put_bytes(&create_guid);
+            (b"DH2Q", data)
+        }
+        Durable::Reconnect {
+            file_id,
+            create_guid,
+        } => {
+            data.put_bytes(&file_id);
+            data.put_bytes(&create_guid);
+            data.put_u32(0); // Flags
+            (b"DH2C", data)
+        }
+    }
+}
+
+/// CREATE response: file id, create action, end of file, the oplock granted and the durable
+/// handle timeout (when a DH2Q response came back).
 pub struct CreateReply {
     pub file_id: [u8; 16],
     pub create_action: u32,
     pub end_of_file: u64,
+    pub oplock_level: u8,
+    pub durable_timeout_ms: Option<u32>,
 }
 
 pub fn decode_create(msg: &[u8]) -> Result<CreateReply> {
+    use smb3d_protocol::messages::create;
     let b = msg.get(HEADER_BYTES..).ok_or(NtStatus::INVALID_PARAMETER)?;
-    let (c, _) = smb3d_protocol::messages::create::CreateResponse::decode(b)?;
+    let (c, area) = create::CreateResponse::decode(b)?;
+    let contexts = create::parse_contexts(area)?;
+    let durable_timeout_ms = create::find_context(&contexts, b"DH2Q")
+        .and_then(|c| c.data.get(..4))
+        .map(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]));
     Ok(CreateReply {
         file_id: c.file_id,
         create_action: c.create_action,
         end_of_file: c.end_of_file,
+        oplock_level: c.oplock_level,
+        durable_timeout_ms,
     })
 }
 
