@@ -36,8 +36,6 @@ pub struct DurableGrant {
     pub identity: Identity,
     /// The lease key, for a leased open.
     pub lease_key: Option<[u8; 16]>,
-    /// The CreateAction of the original CREATE, answered again to a replay.
-    pub create_action: u32,
 }
 
 /// The timeout a DH2Q is granted (MS-SMB2 3.3.5.9.10): the server's default when the client
@@ -292,7 +290,6 @@ mod tests {
             client_guid: CLIENT,
             identity: alice(),
             lease_key,
-            create_action: 2,
         }
     }
 
@@ -438,6 +435,8 @@ mod tests {
             file: reg.file,
             open_key: reg.open_key,
             durable: Some(grant(Some(CREATE_GUID), lease_key)),
+            replay: None,
+            replay_eligible: std::sync::atomic::AtomicBool::new(false),
         };
         Disconnected {
             open: Arc::new(open),

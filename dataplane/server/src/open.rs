@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use smb3d_protocol::NtStatus;
@@ -109,6 +109,20 @@ pub struct Open {
     pub open_key: u64,
     /// Set when the open was granted a durable handle (MS-SMB2 3.3.5.9.6/3.3.5.9.10).
     pub durable: Option<crate::durable::DurableGrant>,
+    /// Open.CreateGuid: set for a CREATE with a DH2Q context, durable or not, so a replay of that
+    /// CREATE finds the open (MS-SMB2 3.3.5.9.10).
+    pub replay: Option<ReplayKey>,
+    /// Open.IsReplayEligible: cleared by the first request that uses the open (MS-SMB2 3.3.5.12
+    /// and others; Windows clears it on QUERY_INFO too, smbtorture smb2.replay.replay6).
+    pub replay_eligible: AtomicBool,
+}
+
+/// What a replayed CREATE is matched with and answered from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplayKey {
+    pub create_guid: [u8; 16],
+    /// The CreateAction of the original CREATE.
+    pub create_action: u32,
 }
 
 impl Open {
@@ -118,6 +132,17 @@ impl Open {
 
     pub fn set_tree_id(&self, tree_id: u32) {
         self.tree_id.store(tree_id, Ordering::Release)
+    }
+
+    /// A request other than a replayed CREATE used the open.
+    pub fn used(&self) {
+        if self.replay_eligible.load(Ordering::Relaxed) {
+            self.replay_eligible.store(false, Ordering::Relaxed);
+        }
+    }
+
+    pub fn is_replay_eligible(&self) -> bool {
+        self.replay_eligible.load(Ordering::Relaxed)
     }
 }
 

@@ -101,7 +101,14 @@ pub struct Session {
     /// The connections carrying this session, oldest first: where breaks are delivered
     /// (MS-SMB2 3.3.4.6 picks among Session.ChannelList).
     channel_handles: Mutex<Vec<ConnHandle>>,
+    /// CreateGuids of CREATEs parked (STATUS_PENDING) on this session: a replay of one is
+    /// refused until it completes (MS-SMB2 3.3.5.9.10, smbtorture smb2.replay.dhv2-pending*).
+    pending_creates: Mutex<Vec<([u8; 16], ConnHandle)>>,
 }
+
+/// Parked CREATEs with a CreateGuid one session remembers at most (each is a parked request,
+/// so the connections' own limits come first).
+const MAX_PENDING_CREATES: usize = 1024;
 
 impl Session {
     pub fn new(id: u64, identity: Identity) -> Session {
@@ -115,7 +122,41 @@ impl Session {
             channels: AtomicUsize::new(1),
             logged_off: AtomicBool::new(false),
             channel_handles: Mutex::new(Vec::new()),
+            pending_creates: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A CREATE naming `create_guid` was parked on connection `conn`.
+    pub fn create_parked(&self, create_guid: [u8; 16], conn: ConnHandle) {
+        let mut v = self.pending_creates.lock().unwrap();
+        if !v.iter().any(|(g, _)| *g == create_guid) && v.len() < MAX_PENDING_CREATES {
+            v.push((create_guid, conn));
+        }
+    }
+
+    /// The parked CREATE naming `create_guid` has completed.
+    pub fn create_done(&self, create_guid: [u8; 16]) {
+        self.pending_creates
+            .lock()
+            .unwrap()
+            .retain(|(g, _)| *g != create_guid);
+    }
+
+    /// Connection `conn` is gone, with the CREATEs parked on it: they will not complete, and a
+    /// replay of one on another channel is a new CREATE.
+    pub fn forget_parked_creates(&self, conn: ConnHandle) {
+        self.pending_creates
+            .lock()
+            .unwrap()
+            .retain(|(_, c)| *c != conn);
+    }
+
+    pub fn is_create_parked(&self, create_guid: [u8; 16]) -> bool {
+        self.pending_creates
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(g, _)| *g == create_guid)
     }
 
     /// Record a connection that carries this session (after SESSION_SETUP or a bind).

@@ -19,7 +19,7 @@ use smb3d_protocol::NtStatus;
 
 use super::{Reply, Request, TreeCtx};
 use crate::durable::{self, DurableGrant, ReconnectAsk};
-use crate::open::{FileId, Open, OpenState};
+use crate::open::{FileId, Open, OpenState, ReplayKey};
 use crate::storage::ea;
 use crate::storage::file_table::{
     access, BreakNotice, BreakTarget, FileKey, LeaseAsk, LeaseId, OplockRequest, Registration,
@@ -72,8 +72,18 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
         DurableAsk::Request(d) => Some(d),
         _ => None,
     };
-    if let Some(DurableRequest::V2 { create_guid, .. }) = durable_request {
-        if let Some(reply) = replay(req, &r, &contexts, create_guid, ctx)? {
+    let create_guid = match durable_request {
+        Some(DurableRequest::V2 { create_guid, .. }) => Some(create_guid),
+        _ => None,
+    };
+    if let Some(guid) = create_guid {
+        let replaying = req.header.flags & header_flags::REPLAY_OPERATION != 0;
+        // The original of this replay still waits: Samba's answer (Windows answers
+        // ACCESS_DENIED; smbtorture smb2.replay.dhv2-pending*-sane).
+        if replaying && !ctx.resuming && ctx.session.is_create_parked(guid) {
+            return Err(NtStatus::FILE_NOT_AVAILABLE);
+        }
+        if let Some(reply) = replay(req, &r, &contexts, guid, ctx)? {
             return Ok(reply);
         }
     }
@@ -120,6 +130,12 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
     };
     let result = open_or_create(root.as_fd(), &path, &r, &mut adm, ctx);
     crate::oplock::send_breaks(ctx.server, adm.notices);
+    if let Some(guid) = create_guid {
+        match result {
+            Err(NtStatus::PENDING) => ctx.session.create_parked(guid, ctx.conn),
+            _ => ctx.session.create_done(guid),
+        }
+    }
     let opened = match result {
         // MS-SMB2 3.3.5.9: wait (STATUS_PENDING) while another open's oplock is broken.
         Err(NtStatus::PENDING) => return Ok(Reply::WouldBlock),
@@ -133,15 +149,7 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
     let registration_lease = opened.registration.lease;
     let grant = durable_request
         .filter(|_| !meta.is_directory)
-        .and_then(|d| {
-            grant_durable(
-                d,
-                oplock_level,
-                registration_lease.as_ref(),
-                opened.action,
-                ctx,
-            )
-        });
+        .and_then(|d| grant_durable(d, oplock_level, registration_lease.as_ref(), ctx));
     let open = Arc::new(Open {
         file_id,
         tree_id: AtomicU32::new(ctx.tree.id),
@@ -158,6 +166,11 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
         file: opened.registration.file,
         open_key: opened.registration.open_key,
         durable: grant.clone(),
+        replay: create_guid.map(|create_guid| ReplayKey {
+            create_guid,
+            create_action: opened.action,
+        }),
+        replay_eligible: std::sync::atomic::AtomicBool::new(create_guid.is_some()),
     });
     ctx.session.opens.insert(open);
     *ctx.compound_file_id = Some(file_id);
@@ -228,7 +241,6 @@ fn grant_durable(
     request: DurableRequest,
     oplock_level: u8,
     lease: Option<&LeaseContext>,
-    create_action: u32,
     ctx: &TreeCtx,
 ) -> Option<DurableGrant> {
     let durable_caching = match lease {
@@ -260,7 +272,6 @@ fn grant_durable(
         client_guid: ctx.client_guid,
         identity: ctx.session.identity.lock().unwrap().clone(),
         lease_key: lease.map(|l| l.key),
-        create_action,
     })
 }
 
@@ -286,32 +297,40 @@ fn replay(
     create_guid: [u8; 16],
     ctx: &mut TreeCtx,
 ) -> Result<Option<Reply>, NtStatus> {
-    let client_guid = ctx.client_guid;
-    let Some(open) = ctx.session.opens.find(|o| {
-        o.durable
-            .as_ref()
-            .is_some_and(|g| g.create_guid == Some(create_guid) && g.client_guid == client_guid)
-    }) else {
+    // The eligible open first: an open made anew by an earlier replay may share the CreateGuid.
+    let with_guid = |o: &Open| o.replay.is_some_and(|k| k.create_guid == create_guid);
+    let found = ctx
+        .session
+        .opens
+        .find(|o| with_guid(o) && o.is_replay_eligible())
+        .or_else(|| ctx.session.opens.find(with_guid));
+    let Some(open) = found else {
         return Ok(None);
     };
     if req.header.flags & header_flags::REPLAY_OPERATION == 0 || open.tree_id() != ctx.tree.id {
         return Err(NtStatus::DUPLICATE_OBJECTID);
     }
-    let grant = open.durable.as_ref().ok_or(NtStatus::INTERNAL_ERROR)?;
+    // An open used since is not the outcome of the CREATE being replayed: open anew.
+    if !open.is_replay_eligible() {
+        return Ok(None);
+    }
+    let key = open.replay.ok_or(NtStatus::INTERNAL_ERROR)?;
+    let held_lease = ctx.server.files.lease_grant(&open).map(|l| l.key);
     let asked_lease = requested_lease(r, contexts, ctx)?.map(|l| l.id.key);
     let held = ctx.server.files.oplock_level(&open);
-    let oplock = match (grant.lease_key, asked_lease) {
+    let oplock = match (held_lease, asked_lease) {
         (Some(held_key), Some(asked)) if held_key == asked => None,
         (None, None) => Some(requested_oplock(r).min(held)),
         _ => return Err(NtStatus::ACCESS_DENIED),
     };
-    let dh2q = durable_response(grant);
-    let durable = match oplock {
-        Some(level) if level != oplock_break::level::BATCH => None,
-        _ => Some((dh2q.0, &dh2q.1[..])),
+    let dh2q = open.durable.as_ref().map(durable_response);
+    let durable = match (oplock, &dh2q) {
+        (Some(level), _) if level != oplock_break::level::BATCH => None,
+        (_, Some((name, data))) => Some((*name, &data[..])),
+        (_, None) => None,
     };
     *ctx.compound_file_id = Some(open.file_id);
-    existing_open_reply(&open, grant.create_action, oplock, durable, ctx).map(Some)
+    existing_open_reply(&open, key.create_action, oplock, durable, ctx).map(Some)
 }
 
 /// MS-SMB2 3.3.5.9.7 (DHnC) and 3.3.5.9.12 (DH2C): reclaim a disconnected durable open on this

@@ -116,6 +116,8 @@ impl Fixture {
             file: reg.file,
             open_key: reg.open_key,
             durable: None,
+            replay: None,
+            replay_eligible: std::sync::atomic::AtomicBool::new(false),
         });
         self.session.opens.insert(open.clone());
         open

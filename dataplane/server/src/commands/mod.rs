@@ -79,6 +79,7 @@ impl TreeCtx<'_> {
         if open.tree_id() != self.tree.id {
             return Err(NtStatus::FILE_CLOSED);
         }
+        open.used();
         Ok(open)
     }
 }

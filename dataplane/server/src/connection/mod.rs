@@ -1201,6 +1201,7 @@ impl Connection {
         for (_, channel) in self.channels.drain() {
             let session = channel.session;
             session.detach_connection(self.handle);
+            session.forget_parked_creates(self.handle);
             if session.is_logged_off() || !session.remove_channel() {
                 continue;
             }

@@ -1812,6 +1812,8 @@ mod tests {
             file: reg.file,
             open_key: reg.open_key,
             durable: None,
+            replay: None,
+            replay_eligible: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
