@@ -762,3 +762,76 @@ fn locks_per_file_are_bounded() {
             .unwrap(),
     );
 }
+
+/// Run `handler` on `msg` as the env's session (a message whose header the test shaped).
+fn run_msg(
+    env: &mut TestEnv,
+    handler: fn(&Request, &mut super::TreeCtx) -> Result<Reply, NtStatus>,
+    msg: &[u8],
+) -> Result<Reply, NtStatus> {
+    let header = Header::decode(msg).unwrap();
+    let req = Request {
+        header: &header,
+        msg,
+    };
+    handler(&req, &mut env.ctx())
+}
+
+#[test]
+fn stale_channel_sequence_is_refused_on_writes() {
+    let mut env = TestEnv::new();
+    let id = open(&mut env, &Create::new("csn", disposition::CREATE)).unwrap();
+    let write_with = |env: &mut TestEnv, sequence: u16| {
+        let mut msg = message(WRITE, &write_body(&id, 0, b"x"));
+        msg[8..10].copy_from_slice(&sequence.to_le_bytes());
+        run_msg(env, write::handle, &msg).map(|_| ())
+    };
+    assert_eq!(write_with(&mut env, 5), Ok(()));
+    // An older channel sequence number: the client has given that channel up.
+    assert_eq!(write_with(&mut env, 4), Err(NtStatus::FILE_NOT_AVAILABLE));
+    assert_eq!(write_with(&mut env, 5), Ok(()));
+    // Newer ones are taken, across the 16-bit wrap.
+    assert_eq!(write_with(&mut env, 0x8004), Ok(()));
+    assert_eq!(write_with(&mut env, 5), Err(NtStatus::FILE_NOT_AVAILABLE));
+    assert_eq!(
+        write_with(&mut env, 3),
+        Ok(()),
+        "3 is after 0x8004 in 16-bit order"
+    );
+}
+
+#[test]
+fn replayed_lock_with_its_sequence_number_is_applied_once() {
+    let mut env = TestEnv::new();
+    let (other, _) = env.other_session(2);
+    let a = open(&mut env, &Create::new("lsn", disposition::CREATE)).unwrap();
+    let reply = env
+        .run_as(
+            &other,
+            create::handle,
+            CREATE,
+            &Create::new("lsn", disposition::OPEN).body(),
+        )
+        .unwrap();
+    let b = create_response(reply).0.file_id;
+    let ex = flags::EXCLUSIVE_LOCK | flags::FAIL_IMMEDIATELY;
+    let lock_with = |env: &mut TestEnv, sequence: u32, elements: &[(u64, u64, u32)]| {
+        let mut body = lock_body(&a, elements);
+        body[4..8].copy_from_slice(&sequence.to_le_bytes());
+        run_msg(env, lock::handle, &message(LOCK, &body)).map(|_| ())
+    };
+    // LockSequenceIndex 1, number 3 (MS-SMB2 2.2.26).
+    let index1_seq3 = (1 << 4) | 3;
+    assert_eq!(lock_with(&mut env, index1_seq3, &[(0, 10, ex)]), Ok(()));
+    // The replay succeeds without locking the range a second time ...
+    assert_eq!(lock_with(&mut env, index1_seq3, &[(0, 10, ex)]), Ok(()));
+    // ... which a lock without replay detection (index 0) would have conflicted with.
+    assert_eq!(
+        lock_with(&mut env, 0, &[(0, 10, ex)]),
+        Err(NtStatus::LOCK_NOT_GRANTED)
+    );
+    // One unlock releases it: the range was locked once.
+    assert_eq!(lock_with(&mut env, 0, &[(0, 10, flags::UNLOCK)]), Ok(()));
+    let other_lock = env.run_as(&other, lock::handle, LOCK, &lock_body(&b, &[(0, 10, ex)]));
+    assert!(other_lock.is_ok(), "the range is free after one unlock");
+}
