@@ -6,3 +6,4 @@ pub mod job;
 pub mod json;
 pub mod report;
 pub mod run;
+pub mod soak;

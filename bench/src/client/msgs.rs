@@ -248,6 +248,14 @@ pub fn encode_close(file_id: &[u8; 16], out: &mut Vec<u8>) {
     out.put_bytes(file_id);
 }
 
+/// FLUSH request (MS-SMB2 2.2.17).
+pub fn encode_flush(file_id: &[u8; 16], out: &mut Vec<u8>) {
+    out.put_u16(24);
+    out.put_u16(0); // Reserved1
+    out.put_u32(0); // Reserved2
+    out.put_bytes(file_id);
+}
+
 /// READ request (MS-SMB2 2.2.19).
 pub fn encode_read(file_id: &[u8; 16], offset: u64, length: u32, out: &mut Vec<u8>) {
     out.put_u16(49);
@@ -557,6 +565,10 @@ mod tests {
         let mut v = msg();
         encode_close(&[5; 16], &mut v);
         assert_eq!(m::close::CloseRequest::decode(&v).unwrap().file_id, [5; 16]);
+
+        let mut v = msg();
+        encode_flush(&[6; 16], &mut v);
+        assert_eq!(m::flush::decode_request(&v).unwrap(), [6; 16]);
 
         let mut v = msg();
         encode_read(&[3; 16], 1 << 40, 1 << 20, &mut v);
