@@ -55,8 +55,8 @@ Job options (fio names, --key VALUE or --key=VALUE):
   --number_ios N          stop after N operations (metadata/echo jobs default to 1000)
 
 Soak (--soak): --clients N sessions of --channels N channels each do a random mix of creates,
-writes (some flushed), reads, renames, truncates and deletes on their own files in the directory
-soak for --runtime (default 30 s) or --number_ios operations, every read checked against a model
+writes (some flushed), reads, renames, truncates and deletes on their own files in a new directory
+soak-SECONDS-PID for --runtime (default 30 s) or --number_ios operations, every read checked against a model
 of the files; at the end every file is read back. Prints figures, exits 1 on any error or
 difference.
   --soak                  run the soak instead of a job
@@ -370,7 +370,10 @@ fn soak(opts: &SoakOptions, server_pid: Option<u32>) -> ExitCode {
         let after = wait_for_fds(pid, before.fds, Duration::from_secs(10));
         if let Some(after) = measure("after", after) {
             if after.fds > before.fds {
-                println!("LEAK: {} descriptors more than before", after.fds - before.fds);
+                println!(
+                    "LEAK: {} descriptors more than before",
+                    after.fds - before.fds
+                );
                 ok = false;
             }
             let growth_kib = after.rss_kib as i64 - before.rss_kib as i64;

@@ -47,7 +47,8 @@ pub struct SoakOptions {
     pub max_file_bytes: usize,
     pub files_per_client: usize,
     pub seed: u64,
-    /// Directory in the share root holding every client's files.
+    /// Directory in the share root holding every client's files (created; it must not hold
+    /// files of the same names).
     pub dir: String,
 }
 
@@ -64,9 +65,17 @@ impl SoakOptions {
             max_file_bytes: 512 << 10,
             files_per_client: 12,
             seed: 1,
-            dir: "soak".into(),
+            dir: unique_dir_name(),
         }
     }
+}
+
+/// `soak-SECONDS-PID`: a new directory for each run against the same share.
+fn unique_dir_name() -> String {
+    let since_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("soak-{}-{}", since_unix.as_secs(), std::process::id())
 }
 
 /// Kinds of operation, for counting.
@@ -238,7 +247,9 @@ pub fn run_soak(opts: &SoakOptions) -> SoakReport {
         match connect_client(opts) {
             Ok(s) => sessions.push(s),
             Err(e) => {
-                report.errors.push(format!("client {index}: connecting: {e}"));
+                report
+                    .errors
+                    .push(format!("client {index}: connecting: {e}"));
                 return report;
             }
         }
@@ -566,7 +577,13 @@ fn read_file(ch: &mut Channel<'_>, name: &str) -> Result<Vec<u8>> {
     let f = files::open(ch.conn, ch.tree_id, name, &args)?;
     let mut out = Vec::with_capacity(f.end_of_file as usize);
     loop {
-        let got = files::read(ch.conn, ch.tree_id, &f.file_id, out.len() as u64, ch.io_bytes)?;
+        let got = files::read(
+            ch.conn,
+            ch.tree_id,
+            &f.file_id,
+            out.len() as u64,
+            ch.io_bytes,
+        )?;
         let short = got.len() < ch.io_bytes as usize;
         out.extend_from_slice(&got);
         if short {
@@ -622,7 +639,11 @@ pub fn process_tree_usage(pid: u32) -> std::io::Result<ProcessUsage> {
             .unwrap_or(0);
         for task in std::fs::read_dir(base.join("task"))? {
             let children = std::fs::read_to_string(task?.path().join("children"))?;
-            pending.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+            pending.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
         }
     }
     Ok(usage)

@@ -191,6 +191,9 @@ pub struct Sender {
     /// When set, the next sent message is copied to `captured` (for the preauth hash).
     pub capture: bool,
     pub captured: Vec<u8>,
+    /// When set, the next message goes out only up to this many bytes (framing included): a
+    /// peer that dies in the middle of a message, for fault tests.
+    cut_after_bytes: Option<usize>,
 }
 
 /// The receiving half.
@@ -232,6 +235,7 @@ impl Conn {
                 buf: Vec::new(),
                 capture: false,
                 captured: Vec::new(),
+                cut_after_bytes: None,
             },
             rx: Receiver {
                 stream: BufReader::with_capacity(256 * 1024, rx_stream),
@@ -251,6 +255,16 @@ impl Conn {
 
     pub fn security(&self) -> &Security {
         &self.tx.security
+    }
+
+    /// The client's end of the connection.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.tx.stream.local_addr()?)
+    }
+
+    /// The socket, for socket options a test needs (SO_LINGER to reset the connection).
+    pub fn socket(&self) -> &TcpStream {
+        &self.tx.stream
     }
 
     pub fn set_session_id(&mut self, id: u64) {
@@ -326,7 +340,8 @@ impl Sender {
             write_frame_header(&mut self.buf[..FRAME_HEADER_BYTES], len);
             let nonce = self.nonces.next(enc.cipher());
             enc.encrypt_in_place(&nonce, sec.session_id, &mut self.buf[FRAME_HEADER_BYTES..]);
-            self.stream.write_all(&self.buf)?;
+            let bufs = [std::io::IoSlice::new(&self.buf)];
+            write_all_vectored(&mut self.stream, &bufs, self.cut_after_bytes.take())?;
             return Ok(message_id);
         }
         let sign = sec.sign_requests || req.flags & flags::SIGNED != 0;
@@ -344,8 +359,13 @@ impl Sender {
             std::io::IoSlice::new(&frame),
             std::io::IoSlice::new(&req.msg),
         ];
-        write_all_vectored(&mut self.stream, &bufs)?;
+        write_all_vectored(&mut self.stream, &bufs, self.cut_after_bytes.take())?;
         Ok(message_id)
+    }
+
+    /// Send only the first `after_bytes` bytes of the next message (its frame header counted).
+    pub fn cut_next_send(&mut self, after_bytes: usize) {
+        self.cut_after_bytes = Some(after_bytes);
     }
 
     pub fn set_security(&mut self, s: Security) {
@@ -359,7 +379,21 @@ impl Sender {
     }
 }
 
-fn write_all_vectored(stream: &mut TcpStream, bufs: &[std::io::IoSlice<'_>]) -> Result<()> {
+/// Write `bufs` in full, or only their first `cut_after` bytes.
+fn write_all_vectored(
+    stream: &mut TcpStream,
+    bufs: &[std::io::IoSlice<'_>],
+    cut_after: Option<usize>,
+) -> Result<()> {
+    if let Some(limit) = cut_after {
+        let mut left = limit;
+        for b in bufs {
+            let n = left.min(b.len());
+            stream.write_all(&b[..n])?;
+            left -= n;
+        }
+        return Ok(());
+    }
     let total: usize = bufs.iter().map(|b| b.len()).sum();
     let written = stream.write_vectored(bufs)?;
     if written == total {

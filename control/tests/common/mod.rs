@@ -63,6 +63,9 @@ pub struct TestServer {
     pub port: u16,
     pub share_dir: PathBuf,
     pub log_path: PathBuf,
+    passdb: PathBuf,
+    extra_args: Vec<String>,
+    starts: u32,
     _dir: TempDir,
 }
 
@@ -70,23 +73,38 @@ impl TestServer {
     /// Starts the server with `extra_args` appended to `smb3d serve ...` (e.g. `["--signing", "required"]`).
     /// Panics, with the server's log, if it does not come up.
     pub fn start(extra_args: &[&str]) -> TestServer {
+        TestServer::start_on(None, extra_args)
+    }
+
+    /// Like [`TestServer::start`], sharing `share_dir` (which must exist) instead of a new
+    /// directory.
+    pub fn start_on(share_dir: Option<&Path>, extra_args: &[&str]) -> TestServer {
         let dir = TempDir::new("smb3d-it");
-        let share_dir = dir.path().join("share");
-        fs::create_dir_all(&share_dir).expect("create share dir");
+        let share_dir = match share_dir {
+            Some(d) => d.to_path_buf(),
+            None => {
+                let d = dir.path().join("share");
+                fs::create_dir_all(&d).expect("create share dir");
+                d
+            }
+        };
         let passdb = dir.path().join("passdb");
         add_user(&passdb, USER, PASSWORD);
-
+        let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
         let mut last_log = String::new();
         for attempt in 0..START_ATTEMPTS {
             let port = pick_free_port();
             let log_path = dir.path().join(format!("server-{attempt}.log"));
-            let mut child = spawn_server(&passdb, &share_dir, port, &log_path, extra_args);
+            let mut child = spawn_server(&passdb, &share_dir, port, &log_path, &extra_args);
             if wait_until_listening(&mut child, port) {
                 return TestServer {
                     child,
                     port,
                     share_dir,
                     log_path,
+                    passdb,
+                    extra_args,
+                    starts: attempt + 1,
                     _dir: dir,
                 };
             }
@@ -94,6 +112,55 @@ impl TestServer {
             stop_child(&mut child);
         }
         panic!("smb3d serve did not start after {START_ATTEMPTS} attempts; last log:\n{last_log}");
+    }
+
+    /// The server's (control) process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The worker processes' ids (children of the control process), waiting up to 20 s until
+    /// there are `count`.
+    pub fn worker_pids(&self, count: usize) -> Vec<u32> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let pids = child_pids(self.pid());
+            if pids.len() == count || Instant::now() > deadline {
+                return pids;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `kill -9` the server, then start it again on the same port, share and passdb (a crash and
+    /// a restart). Panics if it does not come back.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            self.log_path = self
+                .log_path
+                .with_file_name(format!("server-{}.log", self.starts));
+            self.starts += 1;
+            self.child = spawn_server(
+                &self.passdb,
+                &self.share_dir,
+                self.port,
+                &self.log_path,
+                &self.extra_args,
+            );
+            if wait_until_listening(&mut self.child, self.port) {
+                return;
+            }
+            stop_child(&mut self.child);
+            assert!(
+                Instant::now() < deadline,
+                "smb3d did not restart on port {}; log:\n{}",
+                self.port,
+                self.log()
+            );
+        }
     }
 
     /// `//127.0.0.1/share` as smbclient wants it.
@@ -112,6 +179,23 @@ impl TestServer {
             panic!("smb3d exited ({status}); log:\n{}", self.log());
         }
     }
+}
+
+/// The children of `pid` (from /proc/PID/task/TID/children).
+pub fn child_pids(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok()),
+        );
+    }
+    out
 }
 
 /// Waits (bounded) until `child` accepts TCP connections on 127.0.0.1:`port`; false if it exited or
@@ -189,7 +273,7 @@ fn spawn_server(
     share_dir: &Path,
     port: u16,
     log_path: &Path,
-    extra_args: &[&str],
+    extra_args: &[String],
 ) -> Child {
     let log = fs::File::create(log_path).expect("create server log");
     let log_err = log.try_clone().expect("clone log handle");
@@ -324,5 +408,37 @@ pub fn assert_same_bytes(actual: &[u8], expected: &[u8], what: &str) {
     assert_eq!(actual.len(), expected.len(), "{what}: length differs");
     if let Some(pos) = actual.iter().zip(expected).position(|(a, b)| a != b) {
         panic!("{what}: first difference at byte {pos}");
+    }
+}
+
+/// Log-in settings for the smb3bench client library: the test user, no forced signing or
+/// encryption.
+pub fn client_login() -> smb3bench::client::session::LoginOptions {
+    smb3bench::client::session::LoginOptions {
+        creds: smb3bench::client::ntlm::Credentials {
+            user: USER.into(),
+            domain: String::new(),
+            password: PASSWORD.into(),
+        },
+        sign: false,
+        encrypt: None,
+        signing: smb3d_protocol::dialect::SigningAlgorithm::AesCmac,
+    }
+}
+
+impl TestServer {
+    /// The address and `\\127.0.0.1\share` path for the smb3bench client library.
+    pub fn client_target(&self) -> (SocketAddr, String) {
+        (
+            SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)),
+            format!("\\\\127.0.0.1\\{SHARE_NAME}"),
+        )
+    }
+
+    /// Log in and connect to the share with the smb3bench client library.
+    pub fn client_session(&self) -> smb3bench::client::session::Session {
+        let (addr, unc) = self.client_target();
+        smb3bench::client::session::login(addr, &unc, &client_login())
+            .unwrap_or_else(|e| panic!("log in to smb3d: {e}"))
     }
 }
