@@ -11,7 +11,7 @@ use std::fs;
 use std::time::Duration;
 
 use common::{client_login, TestServer};
-use smb3bench::soak::{process_tree_usage, run_soak, wait_for_fds, SoakOptions};
+use smb3bench::soak::{run_soak, wait_for_fds, SoakOptions};
 
 const CLIENTS: usize = 6;
 const CHANNELS: usize = 3;
@@ -29,7 +29,7 @@ fn soak(extra_args: &[&str], processes: usize) {
         assert_eq!(server.worker_pids(processes - 1).len(), processes - 1);
     }
     let pid = server.pid();
-    let idle = process_tree_usage(pid).expect("read /proc of the server");
+    let idle = server.settled_usage();
     assert_eq!(idle.processes, processes);
     let (addr, unc) = server.client_target();
     let mut opts = SoakOptions::new(addr, unc, client_login());

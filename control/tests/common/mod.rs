@@ -137,7 +137,18 @@ impl TestServer {
     pub fn kill_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A killed process's listening sockets can outlive it for a moment (io_uring tears its
+        // requests down after the exit): wait until nothing accepts on the port.
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         let deadline = Instant::now() + START_TIMEOUT;
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "port {} still accepts after the kill",
+                self.port
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
         loop {
             self.log_path = self
                 .log_path
@@ -440,5 +451,25 @@ impl TestServer {
         let (addr, unc) = self.client_target();
         smb3bench::client::session::login(addr, &unc, &client_login())
             .unwrap_or_else(|e| panic!("log in to smb3d: {e}"))
+    }
+}
+
+impl TestServer {
+    /// Descriptors and memory of the server and its workers once start-up is over (reactors
+    /// finish setting up after the port accepts): measured until the descriptor count has held
+    /// still for half a second.
+    pub fn settled_usage(&self) -> smb3bench::soak::ProcessUsage {
+        let measure =
+            || smb3bench::soak::process_tree_usage(self.pid()).expect("read /proc of the server");
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut last = measure();
+        loop {
+            thread::sleep(Duration::from_millis(500));
+            let now = measure();
+            if now.fds == last.fds || Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
     }
 }
