@@ -86,6 +86,8 @@ struct Writer {
     connection_losses: AtomicU64,
     blocks_after_reconnect: AtomicU64,
     problems: Mutex<Vec<String>>,
+    /// The client's end of its current connection.
+    local_addr: Mutex<Option<SocketAddr>>,
 }
 
 impl Writer {
@@ -113,7 +115,10 @@ impl Writer {
                 Err(e) => {
                     self.connection_losses.fetch_add(1, Ordering::Relaxed);
                     match self.reconnect(server, stop) {
-                        Some((s, fid)) => (session, f) = (s, fid),
+                        Some((s, fid)) => {
+                            *self.local_addr.lock().unwrap() = s.conn.local_addr().ok();
+                            (session, f) = (s, fid);
+                        }
                         None => {
                             self.problem(format!("block {n}: {e}; could not log in again"));
                             return;
@@ -243,8 +248,12 @@ fn killed_worker_clients_reconnect_and_other_clients_keep_writing() {
             connection_losses: AtomicU64::new(0),
             blocks_after_reconnect: AtomicU64::new(0),
             problems: Mutex::new(Vec::new()),
+            local_addr: Mutex::new(None),
         })
         .collect();
+    for (w, s) in writers.iter().zip(&sessions) {
+        *w.local_addr.lock().unwrap() = s.conn.local_addr().ok();
+    }
     let stop = AtomicBool::new(false);
     let acked = |w: &Writer| w.acked_blocks.load(Ordering::Relaxed);
     let recovery = thread::scope(|scope| {
@@ -261,12 +270,30 @@ fn killed_worker_clients_reconnect_and_other_clients_keep_writing() {
                 .filter(|w| w.owner_pid == victim)
                 .all(|w| w.blocks_after_reconnect.load(Ordering::Relaxed) > 0)
         };
+        // The killed worker's connections end, and it is restarted, only once the kernel has
+        // torn its io_uring rings down; on a loaded machine that took up to ~20 s.
         let recovery = wait_for(Duration::from_secs(30), victims_back);
         // Everyone keeps writing for another second.
         let before: Vec<u64> = writers.iter().map(acked).collect();
         thread::sleep(Duration::from_secs(1));
         for (w, before) in writers.iter().zip(&before) {
-            assert!(acked(w) > *before, "writer {} stalled", w.index);
+            assert!(
+                acked(w) > *before,
+                "writer {} (worker {}, killed {victim}) stalled: {} blocks, {} connection losses, \
+                 problems {:?}, connection from {:?} now held by {:?} (workers {:?})",
+                w.index,
+                w.owner_pid,
+                acked(w),
+                w.connection_losses.load(Ordering::Relaxed),
+                w.problems.lock().unwrap(),
+                w.local_addr.lock().unwrap(),
+                w.local_addr.lock().unwrap().and_then(|a| socket_owner(
+                    server.port,
+                    a,
+                    &common::child_pids(server.pid())
+                )),
+                common::child_pids(server.pid())
+            );
         }
         recovery
     });
