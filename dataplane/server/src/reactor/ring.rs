@@ -79,7 +79,10 @@ struct TrackedBreak {
     session: std::sync::Weak<crate::session::Session>,
     /// Stream position just after the break's last byte.
     end: u64,
-    sent_at: std::time::Instant,
+    /// When the channel counts as dead if the break is still unacknowledged: fixed when the
+    /// break is queued, from the RTO of the healthy connection. (Read again later, the RTO of a
+    /// dead peer has backed off exponentially to the 1 s clamp, which made every step 6 s.)
+    dead_at: std::time::Instant,
 }
 
 /// Retransmission timeouts a break may stay unacknowledged before its channel is dead.
@@ -102,15 +105,14 @@ fn check_breaks(c: &mut Conn, server: &ServerState) {
         .break_stats
         .transport_acked
         .fetch_add(acked, std::sync::atomic::Ordering::Relaxed);
-    let limit = tcp::dead_after(tcp::rto(fd), DEAD_CHANNEL_RTOS);
-    if !c
-        .unacked_breaks
-        .iter()
-        .any(|b| b.sent_at.elapsed() >= limit)
-    {
+    let now = std::time::Instant::now();
+    let Some(oldest) = c.unacked_breaks.iter().map(|b| b.dead_at).min() else {
+        return;
+    };
+    if now < oldest {
         return;
     }
-    warn!(peer = %c.conn.peer, waited_ms = limit.as_millis() as u64, "oplock break not acknowledged: channel declared dead");
+    warn!(peer = %c.conn.peer, late_ms = (now - oldest).as_millis() as u64, "oplock break not acknowledged: channel declared dead");
     server
         .break_stats
         .channels_declared_dead
@@ -398,12 +400,13 @@ pub fn run(
                             ReactorMsg::Send { frame, .. } => enqueue(c, [frame]),
                             ReactorMsg::Break { frame, session, .. } => {
                                 let end = c.queued_bytes + frame.len() as u64;
-                                let sent_at = std::time::Instant::now();
+                                let limit =
+                                    tcp::dead_after(tcp::rto(c.fd.as_raw_fd()), DEAD_CHANNEL_RTOS);
                                 c.unacked_breaks.push(TrackedBreak {
                                     frame: frame.clone(),
                                     session,
                                     end,
-                                    sent_at,
+                                    dead_at: std::time::Instant::now() + limit,
                                 });
                                 enqueue(c, [frame]);
                             }
