@@ -248,11 +248,6 @@ impl Session {
         }
     }
 
-    /// The ClientGuid every channel of this session negotiates with.
-    pub fn client_guid(&self) -> [u8; 16] {
-        self.client_guid
-    }
-
     pub fn encrypting(&self) -> bool {
         self.encrypt
     }

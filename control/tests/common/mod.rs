@@ -65,6 +65,7 @@ pub struct TestServer {
     pub log_path: PathBuf,
     passdb: PathBuf,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
     starts: u32,
     _dir: TempDir,
 }
@@ -73,12 +74,21 @@ impl TestServer {
     /// Starts the server with `extra_args` appended to `smb3d serve ...` (e.g. `["--signing", "required"]`).
     /// Panics, with the server's log, if it does not come up.
     pub fn start(extra_args: &[&str]) -> TestServer {
-        TestServer::start_on(None, extra_args)
+        TestServer::launch(None, extra_args, &[])
+    }
+
+    /// As `start`, with these environment variables set for the server (e.g. `SMB3D_LOG`).
+    pub fn start_with_env(extra_args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        TestServer::launch(None, extra_args, env)
     }
 
     /// Like [`TestServer::start`], sharing `share_dir` (which must exist) instead of a new
     /// directory.
     pub fn start_on(share_dir: Option<&Path>, extra_args: &[&str]) -> TestServer {
+        TestServer::launch(share_dir, extra_args, &[])
+    }
+
+    fn launch(share_dir: Option<&Path>, extra_args: &[&str], env: &[(&str, &str)]) -> TestServer {
         let dir = TempDir::new("smb3d-it");
         let share_dir = match share_dir {
             Some(d) => d.to_path_buf(),
@@ -91,11 +101,15 @@ impl TestServer {
         let passdb = dir.path().join("passdb");
         add_user(&passdb, USER, PASSWORD);
         let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let mut last_log = String::new();
         for attempt in 0..START_ATTEMPTS {
             let port = pick_free_port();
             let log_path = dir.path().join(format!("server-{attempt}.log"));
-            let mut child = spawn_server(&passdb, &share_dir, port, &log_path, &extra_args);
+            let mut child = spawn_server(&passdb, &share_dir, port, &log_path, &extra_args, &env);
             if wait_until_listening(&mut child, port) {
                 return TestServer {
                     child,
@@ -104,6 +118,7 @@ impl TestServer {
                     log_path,
                     passdb,
                     extra_args,
+                    env,
                     starts: attempt + 1,
                     _dir: dir,
                 };
@@ -160,6 +175,7 @@ impl TestServer {
                 self.port,
                 &self.log_path,
                 &self.extra_args,
+                &self.env,
             );
             if wait_until_listening(&mut self.child, self.port) {
                 return;
@@ -285,6 +301,7 @@ fn spawn_server(
     port: u16,
     log_path: &Path,
     extra_args: &[String],
+    env: &[(String, String)],
 ) -> Child {
     let log = fs::File::create(log_path).expect("create server log");
     let log_err = log.try_clone().expect("clone log handle");
@@ -297,6 +314,7 @@ fn spawn_server(
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .args(extra_args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)
