@@ -22,7 +22,7 @@ use smb3d_protocol::messages::ioctl::ctl_code;
 use smb3d_protocol::messages::{self, echo, error};
 use smb3d_protocol::transform::TransformHeader;
 use smb3d_protocol::NtStatus;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::commands::negotiate::ConnectionInfo;
 use crate::commands::session_setup::{Channel, PendingAuth, SessionSetupCtx};
@@ -448,7 +448,7 @@ impl Connection {
             _ => {}
         }
         let Some(command) = command else {
-            debug!(command = hdr.command, "unknown command");
+            warn!(peer = %self.peer, command = hdr.command, "unknown command");
             return self.error(fb, rsp, NtStatus::INVALID_PARAMETER, None);
         };
 
@@ -535,6 +535,7 @@ impl Connection {
         // lock, not as a request on a session that never existed.
         let abandoned = compound.resuming && command == Command::Lock;
         let Some(channel) = self.channels.get(&rsp.session_id) else {
+            info!(peer = %self.peer, session = rsp.session_id, "request on a session not established on this connection");
             compound.failed = Some(NtStatus::INVALID_PARAMETER);
             let status = if abandoned {
                 commands::lock::ABANDONED_STATUS
@@ -642,6 +643,7 @@ impl Connection {
             _ => {
                 // Tree-scoped commands: MS-SMB2 3.3.5.2.11, the tree must exist in the session.
                 let Some(tree) = session.tree(rsp.tree_id) else {
+                    info!(session = session.id, tree = rsp.tree_id, "tree id not connected in this session");
                     compound.failed = Some(NtStatus::NETWORK_NAME_DELETED);
                     let status = if abandoned {
                         commands::lock::ABANDONED_STATUS
@@ -1039,6 +1041,16 @@ impl Connection {
 
     pub fn has_waits(&self) -> bool {
         !self.waits.is_empty()
+    }
+
+    /// Whether an authenticated session lives on this connection.
+    pub fn has_session(&self) -> bool {
+        !self.channels.is_empty()
+    }
+
+    /// Whether any session on this connection has a file open.
+    pub fn has_opens(&self) -> bool {
+        self.channels.values().any(|c| !c.session.opens.is_empty())
     }
 
     /// The final response of a parked request that ends without running again (cancelled).

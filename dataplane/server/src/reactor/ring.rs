@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use rand::RngCore;
@@ -15,11 +15,15 @@ use tracing::{debug, info, warn};
 use super::{tcp, ReactorSpec};
 use crate::connection::{Connection, Environment, FileIo};
 use crate::mailbox::{ConnHandle, MailboxReceiver, ReactorMsg};
-use crate::server::ServerState;
+use crate::server::{ServerState, Timeouts};
 
 const RING_ENTRIES: u32 = 1024;
 /// Bytes asked for per RECV when no large PDU is pending: several small requests at once.
 const RECV_CHUNK_BYTES: usize = 64 * 1024;
+/// The same before a session exists on the connection: NEGOTIATE and SESSION_SETUP are a few
+/// hundred bytes (larger ones get a buffer sized from their transport header), so a peer that
+/// connects and sends nothing costs this much buffer, not a 64 KiB one.
+const PREAUTH_RECV_CHUNK_BYTES: usize = 4 * 1024;
 /// Frames queued for sending per connection before the connection stops reading.
 const MAX_QUEUED_FRAMES: usize = 512;
 /// Bytes queued for sending (not yet taken by the kernel) per connection before it stops
@@ -30,6 +34,8 @@ const MAX_UNSENT_BYTES: u64 = 64 * 1024 * 1024;
 const MAX_CONNECTIONS: usize = 16 * 1024;
 /// Period of the housekeeping tick (blocked-request retries, shutdown check).
 const TICK_NS: u32 = 50_000_000;
+/// How often the connection timeouts (login, partial PDU, idle) are checked.
+const TIMEOUT_CHECK_PERIOD: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Op {
@@ -70,6 +76,12 @@ struct Conn {
     written_bytes: u64,
     /// Oplock breaks sent here whose bytes the peer has not acknowledged yet.
     unacked_breaks: Vec<TrackedBreak>,
+    /// Since when the connection has had no session (accepted, or its last session ended).
+    sessionless_since: Option<Instant>,
+    /// When bytes last arrived.
+    last_recv_at: Instant,
+    /// When the first bytes of the incomplete PDU at the front of `rbuf` arrived.
+    partial_pdu_since: Option<Instant>,
 }
 
 /// An oplock break in flight on a connection, watched until the peer's TCP stack acknowledges
@@ -125,6 +137,44 @@ fn check_breaks(c: &mut Conn, server: &ServerState) {
 }
 
 impl Conn {
+    /// Bytes asked for per RECV when no large PDU is pending.
+    fn recv_chunk_bytes(&self) -> usize {
+        if self.conn.has_session() {
+            RECV_CHUNK_BYTES
+        } else {
+            PREAUTH_RECV_CHUNK_BYTES
+        }
+    }
+
+    /// Why this connection must be closed now, if one of its timeouts ran out.
+    fn timed_out(&mut self, timeouts: &Timeouts, now: Instant) -> Option<&'static str> {
+        if self.conn.has_session() {
+            self.sessionless_since = None;
+        } else {
+            let since = *self.sessionless_since.get_or_insert(now);
+            if now.duration_since(since) >= timeouts.login {
+                return Some("no session within the login timeout");
+            }
+        }
+        // A PDU stuck because we stopped reading (send backlog) is not the peer's delay.
+        if let Some(since) = self.partial_pdu_since.filter(|_| self.recv_inflight) {
+            if now.duration_since(since) >= timeouts.partial_pdu {
+                return Some("partial PDU not completed within the partial-PDU timeout");
+            }
+        }
+        let idle = self.conn.has_session()
+            && !self.conn.has_opens()
+            && !self.conn.has_waits()
+            && self.partial_pdu_since.is_none()
+            && self.sendq.is_empty();
+        if let Some(limit) = timeouts.idle.filter(|_| idle) {
+            if now.duration_since(self.last_recv_at) >= limit {
+                return Some("idle without open files for the idle timeout");
+            }
+        }
+        None
+    }
+
     /// Whether so little waits to be sent that reading more requests is fine.
     fn send_backlog_allows_recv(&self) -> bool {
         backlog_allows_recv(
@@ -194,6 +244,7 @@ pub fn run(
     let mut new_ios: Vec<NewFileIo> = Vec::new();
     let mut next_gen: u32 = 1;
     let mut env = ReactorEnv;
+    let mut timeouts_checked_at = Instant::now();
 
     for (i, (addr, fd)) in listeners.iter().enumerate() {
         push(
@@ -269,6 +320,7 @@ pub fn run(
                         c.closing = true;
                     } else {
                         c.rlen += res as usize;
+                        c.last_recv_at = Instant::now();
                         on_received(c, &mut env, &mut new_ios);
                         if !c.closing && c.send_backlog_allows_recv() {
                             arm_recv(&mut ring, c, slot)?;
@@ -416,6 +468,10 @@ pub fn run(
                     continue;
                 }
                 x if x == Op::Tick as u8 => {
+                    if timeouts_checked_at.elapsed() >= TIMEOUT_CHECK_PERIOD {
+                        timeouts_checked_at = Instant::now();
+                        close_timed_out(&mut conns, &server.config.timeouts);
+                    }
                     for (idx, c) in conns.iter_mut().enumerate() {
                         let Some(c) = c.as_mut() else { continue };
                         if c.conn.has_waits() && !c.closing {
@@ -506,7 +562,7 @@ fn add_connection(
         fd,
         gen,
         conn: Connection::new(server.clone(), peer, handle),
-        rbuf: vec![0u8; RECV_CHUNK_BYTES],
+        rbuf: vec![0u8; PREAUTH_RECV_CHUNK_BYTES],
         rlen: 0,
         recv_inflight: false,
         sendq: VecDeque::new(),
@@ -517,8 +573,27 @@ fn add_connection(
         queued_bytes: 0,
         written_bytes: 0,
         unacked_breaks: Vec::new(),
+        sessionless_since: Some(Instant::now()),
+        last_recv_at: Instant::now(),
+        partial_pdu_since: None,
     });
     idx
+}
+
+/// Close the connections whose login, partial-PDU or idle timeout ran out: shutting the socket
+/// down ends their RECV, and the connection is reaped as any closed one.
+fn close_timed_out(conns: &mut [Option<Conn>], timeouts: &Timeouts) {
+    let now = Instant::now();
+    for c in conns.iter_mut().flatten() {
+        if c.closing {
+            continue;
+        }
+        if let Some(why) = c.timed_out(timeouts, now) {
+            warn!(peer = %c.conn.peer, reason = why, "closing connection: timeout");
+            c.closing = true;
+            let _ = nix::sys::socket::shutdown(c.fd.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        }
+    }
 }
 
 /// Re-run a connection's parked requests; queue what they answer.
@@ -665,11 +740,18 @@ fn on_received(c: &mut Conn, env: &mut ReactorEnv, new_ios: &mut Vec<NewFileIo>)
     // received in place.
     c.rbuf.copy_within(pos..c.rlen, 0);
     c.rlen -= pos;
+    if c.rlen == 0 {
+        c.partial_pdu_since = None;
+    } else if pos > 0 || c.partial_pdu_since.is_none() {
+        // A PDU was completed and the next one begun, or the first bytes of one arrived.
+        c.partial_pdu_since = Some(Instant::now());
+    }
+    let chunk = c.recv_chunk_bytes();
     let want = match parse_frame_header(&c.rbuf[..c.rlen], c.conn.max_pdu_bytes()) {
         Frame::Pdu { len } => {
-            (FRAME_HEADER_BYTES + len).max(c.rlen + RECV_CHUNK_BYTES.min(FRAME_HEADER_BYTES + len))
+            (FRAME_HEADER_BYTES + len).max(c.rlen + chunk.min(FRAME_HEADER_BYTES + len))
         }
-        _ => c.rlen + RECV_CHUNK_BYTES,
+        _ => c.rlen + chunk,
     };
     if c.rbuf.len() < want {
         c.rbuf.resize(want, 0);
@@ -685,7 +767,8 @@ fn arm_recv(ring: &mut IoUring, c: &mut Conn, slot: usize) -> std::io::Result<()
         return Ok(());
     }
     if c.rbuf.len() <= c.rlen {
-        c.rbuf.resize(c.rlen + RECV_CHUNK_BYTES, 0);
+        let chunk = c.recv_chunk_bytes();
+        c.rbuf.resize(c.rlen + chunk, 0);
     }
     let spare = &mut c.rbuf[c.rlen..];
     let entry = opcode::Recv::new(
