@@ -43,7 +43,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve shares in the foreground until SIGINT or SIGTERM.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Serve ./smb3d-demo/share on 127.0.0.1:4455 as user "demo", password "demo".
     Demo {
         /// Folder for the demo share and user database.
@@ -157,7 +157,7 @@ struct ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Demo { dir, listen } => demo(&dir, &listen),
         Command::User { action } => user(action),
     };
@@ -228,7 +228,10 @@ fn timeouts(args: &ServeArgs, file: &FileConfig) -> Result<Timeouts, String> {
         }
         t.login = secs(v);
     }
-    if let Some(v) = args.partial_pdu_timeout_secs.or(file.partial_pdu_timeout_secs) {
+    if let Some(v) = args
+        .partial_pdu_timeout_secs
+        .or(file.partial_pdu_timeout_secs)
+    {
         if v == 0 {
             return Err("--partial-pdu-timeout-secs must be at least 1".into());
         }
@@ -497,8 +500,12 @@ fn open_share_root(path: &Path) -> Result<OwnedFd, String> {
 fn init_logging() {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("SMB3D_LOG").unwrap_or_else(|_| "info".into());
+    // A log line that cannot be written (disk full) is dropped. Without log_internal_errors(false)
+    // the subscriber reports the failure with eprintln!, which panics when stderr is full, and
+    // the panic would take down the reactor thread that logged.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .init();
 }

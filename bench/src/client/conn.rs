@@ -450,6 +450,11 @@ impl Receiver {
         self.security = s;
     }
 
+    /// The socket, e.g. to watch for the server closing it.
+    pub fn stream(&self) -> &TcpStream {
+        self.stream.get_ref()
+    }
+
     /// Bound how long [`Receiver::recv`] waits (None: forever).
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
         self.stream.get_ref().set_read_timeout(timeout)?;

@@ -643,7 +643,11 @@ impl Connection {
             _ => {
                 // Tree-scoped commands: MS-SMB2 3.3.5.2.11, the tree must exist in the session.
                 let Some(tree) = session.tree(rsp.tree_id) else {
-                    info!(session = session.id, tree = rsp.tree_id, "tree id not connected in this session");
+                    info!(
+                        session = session.id,
+                        tree = rsp.tree_id,
+                        "tree id not connected in this session"
+                    );
                     compound.failed = Some(NtStatus::NETWORK_NAME_DELETED);
                     let status = if abandoned {
                         commands::lock::ABANDONED_STATUS
@@ -1108,6 +1112,11 @@ impl Connection {
         status: NtStatus,
         sign_with: Option<Arc<smb3d_protocol::crypto::Signer>>,
     ) -> Result<(), Disconnect> {
+        if status == NtStatus::INVALID_PARAMETER {
+            // Malformed requests (lengths or offsets outside the message, unknown commands...)
+            // end here: worth a line, since well-behaved clients do not send them.
+            info!(peer = %self.peer, command = rsp.command, message_id = rsp.message_id, "request refused: STATUS_INVALID_PARAMETER");
+        }
         rsp.status = status.0;
         let start = fb.begin(&rsp);
         error::encode(fb.buf());

@@ -18,12 +18,13 @@ use crate::mailbox::{ConnHandle, MailboxReceiver, ReactorMsg};
 use crate::server::{ServerState, Timeouts};
 
 const RING_ENTRIES: u32 = 1024;
-/// Bytes asked for per RECV when no large PDU is pending: several small requests at once.
+/// Most bytes asked for per RECV when no large PDU is pending: many pipelined small requests.
 const RECV_CHUNK_BYTES: usize = 64 * 1024;
-/// The same before a session exists on the connection: NEGOTIATE and SESSION_SETUP are a few
-/// hundred bytes (larger ones get a buffer sized from their transport header), so a peer that
-/// connects and sends nothing costs this much buffer, not a 64 KiB one.
-const PREAUTH_RECV_CHUNK_BYTES: usize = 4 * 1024;
+/// Fewest bytes asked for per RECV, and the receive buffer of a new connection. A RECV that
+/// fills its buffer doubles the next one (up to [`RECV_CHUNK_BYTES`], once a session exists);
+/// one that gets less than a quarter halves it, and the buffer shrinks when empty. So a peer
+/// that connects and sends nothing, or a quiet client, costs a 4 KiB buffer, not 64 KiB.
+const MIN_RECV_CHUNK_BYTES: usize = 4 * 1024;
 /// Frames queued for sending per connection before the connection stops reading.
 const MAX_QUEUED_FRAMES: usize = 512;
 /// Bytes queued for sending (not yet taken by the kernel) per connection before it stops
@@ -82,6 +83,10 @@ struct Conn {
     last_recv_at: Instant,
     /// When the first bytes of the incomplete PDU at the front of `rbuf` arrived.
     partial_pdu_since: Option<Instant>,
+    /// Bytes the next RECV asks for when no large PDU is pending (adapts to the traffic).
+    recv_chunk: usize,
+    /// Bytes the RECV in flight asked for.
+    recv_asked: usize,
 }
 
 /// An oplock break in flight on a connection, watched until the peer's TCP stack acknowledges
@@ -137,12 +142,17 @@ fn check_breaks(c: &mut Conn, server: &ServerState) {
 }
 
 impl Conn {
-    /// Bytes asked for per RECV when no large PDU is pending.
-    fn recv_chunk_bytes(&self) -> usize {
-        if self.conn.has_session() {
+    /// Adapt the RECV size to what the last RECV got: `received` of `self.recv_asked` bytes.
+    fn adapt_recv_chunk(&mut self, received: usize) {
+        let ceiling = if self.conn.has_session() {
             RECV_CHUNK_BYTES
         } else {
-            PREAUTH_RECV_CHUNK_BYTES
+            MIN_RECV_CHUNK_BYTES
+        };
+        if received >= self.recv_asked {
+            self.recv_chunk = (self.recv_chunk * 2).min(ceiling);
+        } else if received < self.recv_chunk / 4 {
+            self.recv_chunk = (self.recv_chunk / 2).max(MIN_RECV_CHUNK_BYTES);
         }
     }
 
@@ -321,6 +331,7 @@ pub fn run(
                     } else {
                         c.rlen += res as usize;
                         c.last_recv_at = Instant::now();
+                        c.adapt_recv_chunk(res as usize);
                         on_received(c, &mut env, &mut new_ios);
                         if !c.closing && c.send_backlog_allows_recv() {
                             arm_recv(&mut ring, c, slot)?;
@@ -562,7 +573,7 @@ fn add_connection(
         fd,
         gen,
         conn: Connection::new(server.clone(), peer, handle),
-        rbuf: vec![0u8; PREAUTH_RECV_CHUNK_BYTES],
+        rbuf: vec![0u8; MIN_RECV_CHUNK_BYTES],
         rlen: 0,
         recv_inflight: false,
         sendq: VecDeque::new(),
@@ -576,6 +587,8 @@ fn add_connection(
         sessionless_since: Some(Instant::now()),
         last_recv_at: Instant::now(),
         partial_pdu_since: None,
+        recv_chunk: MIN_RECV_CHUNK_BYTES,
+        recv_asked: 0,
     });
     idx
 }
@@ -724,7 +737,7 @@ fn on_received(c: &mut Conn, env: &mut ReactorEnv, new_ios: &mut Vec<NewFileIo>)
                         FileIo::Write(_) => {
                             // The payload is written from this buffer: hand it to the I/O and
                             // carry on with a new one holding whatever follows this PDU.
-                            let mut rest = vec![0u8; (c.rlen - pos).max(RECV_CHUNK_BYTES)];
+                            let mut rest = vec![0u8; (c.rlen - pos).max(c.recv_chunk)];
                             rest[..c.rlen - pos].copy_from_slice(&c.rbuf[pos..c.rlen]);
                             let pdu_buffer = std::mem::replace(&mut c.rbuf, rest);
                             c.rlen -= pos;
@@ -746,7 +759,7 @@ fn on_received(c: &mut Conn, env: &mut ReactorEnv, new_ios: &mut Vec<NewFileIo>)
         // A PDU was completed and the next one begun, or the first bytes of one arrived.
         c.partial_pdu_since = Some(Instant::now());
     }
-    let chunk = c.recv_chunk_bytes();
+    let chunk = c.recv_chunk;
     let want = match parse_frame_header(&c.rbuf[..c.rlen], c.conn.max_pdu_bytes()) {
         Frame::Pdu { len } => {
             (FRAME_HEADER_BYTES + len).max(c.rlen + chunk.min(FRAME_HEADER_BYTES + len))
@@ -755,9 +768,9 @@ fn on_received(c: &mut Conn, env: &mut ReactorEnv, new_ios: &mut Vec<NewFileIo>)
     };
     if c.rbuf.len() < want {
         c.rbuf.resize(want, 0);
-    } else if c.rbuf.len() > 4 * RECV_CHUNK_BYTES && want <= RECV_CHUNK_BYTES {
-        // Give back the memory of a large PDU once it is handled.
-        c.rbuf.truncate(RECV_CHUNK_BYTES);
+    } else if c.rbuf.len() > 2 * want {
+        // Give back the memory of a large PDU, or of a burst, once it is handled.
+        c.rbuf.truncate(want);
         c.rbuf.shrink_to_fit();
     }
 }
@@ -767,10 +780,10 @@ fn arm_recv(ring: &mut IoUring, c: &mut Conn, slot: usize) -> std::io::Result<()
         return Ok(());
     }
     if c.rbuf.len() <= c.rlen {
-        let chunk = c.recv_chunk_bytes();
-        c.rbuf.resize(c.rlen + chunk, 0);
+        c.rbuf.resize(c.rlen + c.recv_chunk, 0);
     }
     let spare = &mut c.rbuf[c.rlen..];
+    c.recv_asked = spare.len();
     let entry = opcode::Recv::new(
         types::Fd(c.fd.as_raw_fd()),
         spare.as_mut_ptr(),

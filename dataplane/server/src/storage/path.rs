@@ -178,7 +178,10 @@ fn errno_of(e: nix::errno::Errno) -> i32 {
 pub fn map_lookup_errno(errno: i32) -> NtStatus {
     match errno {
         libc::EXDEV | libc::ELOOP => {
-            warn!(errno, "lookup would leave the share (.. or a symlink): refused");
+            warn!(
+                errno,
+                "lookup would leave the share (.. or a symlink): refused"
+            );
             NtStatus::ACCESS_DENIED
         }
         e => NtStatus::from_errno(e),
