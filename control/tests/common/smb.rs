@@ -233,6 +233,20 @@ pub fn assert_logged(server: &TestServer, needle: &str, case: &str) {
     );
 }
 
+/// Panics unless `needle` occurs in the server's log more than `before` times within
+/// [`REPLY_WAIT`] (a new line for this case).
+pub fn assert_log_count_above(server: &TestServer, needle: &str, before: usize, case: &str) {
+    let deadline = Instant::now() + REPLY_WAIT;
+    while log_count(server, needle) <= before {
+        assert!(
+            Instant::now() < deadline,
+            "{case}: no new log line with {needle:?}\nlog:\n{}",
+            server.log()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// How many times `needle` occurs in the server's log.
 pub fn log_count(server: &TestServer, needle: &str) -> usize {
     server.log().matches(needle).count()
