@@ -134,6 +134,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.shares[0].name, "a");
+        let t: FileConfig = toml::from_str(
+            "login_timeout_secs = 5\npartial_pdu_timeout_secs = 7\nidle_timeout_secs = 0\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                t.login_timeout_secs,
+                t.partial_pdu_timeout_secs,
+                t.idle_timeout_secs
+            ),
+            (Some(5), Some(7), Some(0))
+        );
         assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
     }
 }
