@@ -13,13 +13,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use mimalloc::MiMalloc;
 use nix::sys::signal::{SigSet, Signal};
 use smb3d_dataplane::handoff::Handoff;
 use smb3d_dataplane::reactor::{bind_listeners, check_port_free, spawn_reactors, ReactorSpec};
-use smb3d_dataplane::server::{BreakRetry, ServerConfig, ServerState};
+use smb3d_dataplane::server::{BreakRetry, ServerConfig, ServerState, Timeouts};
 use smb3d_dataplane::share::{Requirement, Share, ShareKind};
 
 use config::{parse_cpu_list, parse_requirement, parse_share_flag, FileConfig};
@@ -42,7 +43,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve shares in the foreground until SIGINT or SIGTERM.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Serve ./smb3d-demo/share on 127.0.0.1:4455 as user "demo", password "demo".
     Demo {
         /// Folder for the demo share and user database.
@@ -140,12 +141,23 @@ struct ServeArgs {
     /// dies is restarted and takes only its own clients with it.
     #[arg(long)]
     workers: Option<usize>,
+    /// Seconds a connection may stay without an authenticated session (from accept, or from
+    /// the end of its last session) before it is closed [default: 30]. See docs/TUNING.md.
+    #[arg(long, value_name = "SECS")]
+    login_timeout_secs: Option<u64>,
+    /// Seconds within which a PDU whose first bytes arrived must be complete [default: 60].
+    #[arg(long, value_name = "SECS")]
+    partial_pdu_timeout_secs: Option<u64>,
+    /// Seconds an authenticated connection with no open files may receive nothing before it is
+    /// closed; 0: never [default: 900, as Windows' autodisconnect].
+    #[arg(long, value_name = "SECS")]
+    idle_timeout_secs: Option<u64>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Demo { dir, listen } => demo(&dir, &listen),
         Command::User { action } => user(action),
     };
@@ -206,11 +218,37 @@ fn demo(dir: &Path, listen: &str) -> Result<(), String> {
     })
 }
 
+/// The connection timeouts from flags, then the file, then the defaults.
+fn timeouts(args: &ServeArgs, file: &FileConfig) -> Result<Timeouts, String> {
+    let mut t = Timeouts::default();
+    let secs = Duration::from_secs;
+    if let Some(v) = args.login_timeout_secs.or(file.login_timeout_secs) {
+        if v == 0 {
+            return Err("--login-timeout-secs must be at least 1".into());
+        }
+        t.login = secs(v);
+    }
+    if let Some(v) = args
+        .partial_pdu_timeout_secs
+        .or(file.partial_pdu_timeout_secs)
+    {
+        if v == 0 {
+            return Err("--partial-pdu-timeout-secs must be at least 1".into());
+        }
+        t.partial_pdu = secs(v);
+    }
+    if let Some(v) = args.idle_timeout_secs.or(file.idle_timeout_secs) {
+        t.idle = (v > 0).then(|| secs(v));
+    }
+    Ok(t)
+}
+
 fn serve(args: ServeArgs) -> Result<(), String> {
     let file = match &args.config {
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),
     };
+    let conn_timeouts = timeouts(&args, &file)?;
     init_logging();
 
     let passdb_path = args
@@ -287,6 +325,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         };
     }
     config.enable_test_fsctl = args.enable_test_fsctl || file.enable_test_fsctl.unwrap_or(false);
+    config.timeouts = conn_timeouts;
 
     let mut listen = if args.listen.is_empty() {
         file.listen
@@ -478,8 +517,12 @@ fn open_share_root(path: &Path) -> Result<OwnedFd, String> {
 fn init_logging() {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("SMB3D_LOG").unwrap_or_else(|_| "info".into());
+    // A log line that cannot be written (disk full) is dropped. Without log_internal_errors(false)
+    // the subscriber reports the failure with eprintln!, which panics when stderr is full, and
+    // the panic would take down the reactor thread that logged.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .init();
 }

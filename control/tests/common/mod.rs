@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod smb;
+
 use std::fs;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -198,6 +200,11 @@ impl TestServer {
     /// Everything the server wrote to stdout/stderr so far.
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The server's process id (for /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Panics if the server process has exited.

@@ -32,6 +32,31 @@ pub struct ServerConfig {
     pub break_retry: BreakRetry,
     /// Accept smbtorture's FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT (tests only).
     pub enable_test_fsctl: bool,
+    /// Connection timeouts (docs/TUNING.md).
+    pub timeouts: Timeouts,
+}
+
+/// How long a connection may hold server resources without doing what a client does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A connection without an authenticated session (never logged on, or logged off) is closed
+    /// this long after it was accepted or lost its last session.
+    pub login: std::time::Duration,
+    /// A PDU whose first bytes arrived must be complete within this time.
+    pub partial_pdu: std::time::Duration,
+    /// A connection with sessions but no open files and no pending requests that receives
+    /// nothing for this long is closed; `None`: never.
+    pub idle: Option<std::time::Duration>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            login: std::time::Duration::from_secs(30),
+            partial_pdu: std::time::Duration::from_secs(60),
+            idle: Some(std::time::Duration::from_secs(15 * 60)),
+        }
+    }
 }
 
 /// Oplock break channel policy (MS-SMB2 3.3.4.6 and what Windows does).
@@ -66,6 +91,7 @@ impl Default for ServerConfig {
             listen: Vec::new(),
             break_retry: BreakRetry::Spec,
             enable_test_fsctl: false,
+            timeouts: Timeouts::default(),
         }
     }
 }
