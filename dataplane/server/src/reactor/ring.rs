@@ -72,7 +72,7 @@ struct Conn {
     unacked_breaks: Vec<TrackedBreak>,
 }
 
-/// An oplock or lease break in flight on a connection, watched until the peer's TCP stack acknowledges
+/// An oplock or lease break in flight on a connection, watched until the peer's TCP stack acks
 /// it (MS-SMB2 leaves detecting a dead channel to the server; this follows FIELD-NOTES).
 struct TrackedBreak {
     frame: Vec<u8>,
