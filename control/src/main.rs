@@ -333,7 +333,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         return workers::supervise(&plan, workers_count);
     }
     let signals = stop_signals()?;
-    run_worker(&plan, None, &signals)
+    let listeners = bind_group_listeners(&plan, 1)?
+        .pop()
+        .ok_or("no listeners")?;
+    run_worker(&plan, listeners, None, &signals)
 }
 
 /// Everything a worker needs to serve, decided once in the control process.
@@ -359,31 +362,45 @@ fn stop_signals() -> Result<SigSet, String> {
     Ok(signals)
 }
 
-/// Serve with this process's reactors until a stop signal: the whole server, or one worker
-/// (`handoff`: its index, every worker's inbox and its own inbox to read).
+/// Listening sockets by reactor: `[reactor][address]`.
+pub type ReactorListeners = Vec<Vec<(SocketAddr, OwnedFd)>>;
+
+/// Bind the listening sockets of `groups` processes of `plan.reactor_cpus.len()` reactors each,
+/// all in one SO_REUSEPORT group per address, steered by receiving core: the socket of reactor
+/// `r` of process `g` is at index `g * reactors + r` of its group. A CPU with a reactor in each
+/// process picks among them by flow hash (see `steering`). Returns the listeners of each
+/// process. With workers the control process binds them all before forking and keeps them, so
+/// the group's order never changes, even while a worker restarts (a steering program indexes
+/// sockets by their place in the group; closing one would reorder the rest).
+pub fn bind_group_listeners(
+    plan: &ServePlan,
+    groups: usize,
+) -> Result<Vec<ReactorListeners>, String> {
+    let reactors = plan.reactor_cpus.len();
+    let steer_cpus: Vec<usize> = (0..groups)
+        .flat_map(|_| plan.reactor_cpus.iter().copied())
+        .collect();
+    let mut out: Vec<ReactorListeners> = (0..groups)
+        .map(|_| (0..reactors).map(|_| Vec::new()).collect())
+        .collect();
+    for addr in &plan.addrs {
+        let fds = bind_listeners(*addr, groups * reactors, &steer_cpus)?;
+        for (i, fd) in fds.into_iter().enumerate() {
+            out[i / reactors][i % reactors].push((*addr, fd));
+        }
+    }
+    Ok(out)
+}
+
+/// Serve with this process's reactors on `listeners` until a stop signal: the whole server, or
+/// one worker (`handoff`: its index, every worker's inbox and its own inbox to read).
 pub fn run_worker(
     plan: &ServePlan,
+    per_reactor: ReactorListeners,
     handoff: Option<(Handoff, OwnedFd)>,
     signals: &SigSet,
 ) -> Result<(), String> {
     let reactors = plan.reactor_cpus.len();
-    // Steering picks a socket by its place in the whole reuseport group, which spans every
-    // worker's sockets; with workers the kernel's hashing spreads connections instead.
-    let steer_cpus: &[usize] = if handoff.is_some() {
-        &[]
-    } else {
-        &plan.reactor_cpus
-    };
-    let mut per_reactor: Vec<Vec<(SocketAddr, OwnedFd)>> =
-        (0..reactors).map(|_| Vec::new()).collect();
-    for addr in &plan.addrs {
-        for (i, fd) in bind_listeners(*addr, reactors, steer_cpus)?
-            .into_iter()
-            .enumerate()
-        {
-            per_reactor[i].push((*addr, fd));
-        }
-    }
     let mut state = ServerState::new(
         plan.config.clone(),
         plan.shares.clone(),
@@ -391,7 +408,7 @@ pub fn run_worker(
         plan.guid,
     );
     let inbox = handoff.map(|(h, inbox)| {
-        state.handoff = Some(h);
+        state.join_workers(h);
         inbox
     });
     let server = Arc::new(state);

@@ -13,7 +13,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 use smb3d_dataplane::handoff::Handoff;
 
-use crate::{run_worker, ServePlan};
+use crate::{bind_group_listeners, run_worker, ReactorListeners, ServePlan};
 
 /// Most worker processes.
 pub const MAX_WORKERS: usize = 64;
@@ -42,9 +42,12 @@ pub fn supervise(plan: &ServePlan, count: usize) -> Result<(), String> {
         .thread_block()
         .map_err(|e| format!("cannot block signals: {e}"))?;
 
+    // Every worker's listeners, bound here and kept for as long as the control process runs:
+    // a restarted worker takes over the same sockets (and the connections waiting in them).
+    let listeners = bind_group_listeners(plan, count)?;
     let mut pids: HashMap<Pid, usize> = HashMap::new();
     for worker in 0..count {
-        let pid = start_worker(plan, worker, &inbox_rx, &inbox_tx)?;
+        let pid = start_worker(plan, worker, &listeners, &inbox_rx, &inbox_tx)?;
         pids.insert(pid, worker);
     }
     tracing::info!(workers = count, "smb3d control process supervising");
@@ -73,7 +76,7 @@ pub fn supervise(plan: &ServePlan, count: usize) -> Result<(), String> {
                 continue;
             };
             tracing::warn!(worker, %pid, how, "worker ended; restarting it");
-            let pid = start_worker(plan, worker, &inbox_rx, &inbox_tx)?;
+            let pid = start_worker(plan, worker, &listeners, &inbox_rx, &inbox_tx)?;
             pids.insert(pid, worker);
         }
     }
@@ -82,6 +85,7 @@ pub fn supervise(plan: &ServePlan, count: usize) -> Result<(), String> {
 fn start_worker(
     plan: &ServePlan,
     worker: usize,
+    listeners: &[ReactorListeners],
     inbox_rx: &[OwnedFd],
     inbox_tx: &[OwnedFd],
 ) -> Result<Pid, String> {
@@ -95,7 +99,7 @@ fn start_worker(
             unsafe {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
             }
-            let code = match run_child(plan, worker, inbox_rx, inbox_tx) {
+            let code = match run_child(plan, worker, &listeners[worker], inbox_rx, inbox_tx) {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("smb3d worker {worker}: {e}");
@@ -110,16 +114,31 @@ fn start_worker(
 fn run_child(
     plan: &ServePlan,
     worker: usize,
+    listeners: &ReactorListeners,
     inbox_rx: &[OwnedFd],
     inbox_tx: &[OwnedFd],
 ) -> Result<(), String> {
     let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| format!("worker {worker}: {e}"));
     let peers = inbox_tx.iter().map(dup).collect::<Result<Vec<_>, _>>()?;
     let inbox = dup(&inbox_rx[worker])?;
+    let listeners = listeners
+        .iter()
+        .map(|of_reactor| {
+            of_reactor
+                .iter()
+                .map(|(addr, fd)| Ok((*addr, dup(fd)?)))
+                .collect::<Result<Vec<_>, String>>()
+        })
+        .collect::<Result<ReactorListeners, String>>()?;
     // The control process blocked SIGCHLD too; a worker waits for SIGINT/SIGTERM only.
     let mut signals = SigSet::empty();
     signals.add(Signal::SIGINT);
     signals.add(Signal::SIGTERM);
     tracing::info!(worker, pid = %nix::unistd::getpid(), "worker started");
-    run_worker(plan, Some((Handoff::new(worker, peers), inbox)), &signals)
+    run_worker(
+        plan,
+        listeners,
+        Some((Handoff::new(worker, peers), inbox)),
+        &signals,
+    )
 }

@@ -170,6 +170,11 @@ impl Response {
         NtStatus(self.header.status)
     }
 
+    /// An unsolicited oplock break notification (MS-SMB2 3.3.4.6: MessageId 0xFFFFFFFFFFFFFFFF).
+    pub fn is_oplock_break_notification(&self) -> bool {
+        self.header.command == Command::OplockBreak as u16 && self.header.message_id == u64::MAX
+    }
+
     /// `Ok(self)` for success (and the given benign statuses), else the status as an error.
     pub fn ok_or_status(self, also_ok: &[NtStatus]) -> Result<Response> {
         let s = self.status();
@@ -242,6 +247,11 @@ impl Conn {
             peer: addr,
             channel: 0,
         })
+    }
+
+    /// This end's address (its port tells the channel apart in packet filters).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.tx.stream.local_addr()?)
     }
 
     pub fn set_security(&mut self, s: Security) {

@@ -201,10 +201,16 @@ pub struct CreateArgs {
 
 /// CREATE request (MS-SMB2 2.2.13), no create contexts, no oplock.
 pub fn encode_create(name: &str, a: &CreateArgs, out: &mut Vec<u8>) {
+    encode_create_with_oplock(name, a, 0, out);
+}
+
+/// CREATE request asking for an oplock (`oplock_level`, MS-SMB2 2.2.13 RequestedOplockLevel),
+/// no create contexts.
+pub fn encode_create_with_oplock(name: &str, a: &CreateArgs, oplock_level: u8, out: &mut Vec<u8>) {
     let name = string_to_utf16le(name);
     out.put_u16(57);
     out.put_u8(0); // SecurityFlags
-    out.put_u8(0); // RequestedOplockLevel: none
+    out.put_u8(oplock_level);
     out.put_u32(2); // ImpersonationLevel: Impersonation
     out.put_u64(0);
     out.put_u64(0);
@@ -223,9 +229,10 @@ pub fn encode_create(name: &str, a: &CreateArgs, out: &mut Vec<u8>) {
     }
 }
 
-/// CREATE response: file id, create action and end of file.
+/// CREATE response: file id, granted oplock level, create action and end of file.
 pub struct CreateReply {
     pub file_id: [u8; 16],
+    pub oplock_level: u8,
     pub create_action: u32,
     pub end_of_file: u64,
 }
@@ -235,9 +242,36 @@ pub fn decode_create(msg: &[u8]) -> Result<CreateReply> {
     let (c, _) = smb3d_protocol::messages::create::CreateResponse::decode(b)?;
     Ok(CreateReply {
         file_id: c.file_id,
+        oplock_level: c.oplock_level,
         create_action: c.create_action,
         end_of_file: c.end_of_file,
     })
+}
+
+/// An oplock break notification (MS-SMB2 2.2.23.1): the level the client must go down to, and
+/// the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OplockBreak {
+    pub oplock_level: u8,
+    pub file_id: [u8; 16],
+}
+
+/// Decodes an oplock break notification, or the server's response to an acknowledgment
+/// (MS-SMB2 2.2.25.1): both have the same 24-byte body.
+pub fn decode_oplock_break(msg: &[u8]) -> Result<OplockBreak> {
+    let mut r = body(msg, 24)?;
+    let oplock_level = r.u8()?;
+    r.skip(5)?;
+    let file_id = r.guid()?;
+    Ok(OplockBreak {
+        oplock_level,
+        file_id,
+    })
+}
+
+/// Oplock break acknowledgment (MS-SMB2 2.2.24.1): the level the client now holds.
+pub fn encode_oplock_break_ack(oplock_level: u8, file_id: &[u8; 16], out: &mut Vec<u8>) {
+    smb3d_protocol::messages::oplock_break::encode(oplock_level, file_id, out);
 }
 
 /// CLOSE request (MS-SMB2 2.2.15).
@@ -581,6 +615,44 @@ mod tests {
         v.extend_from_slice(b"abc");
         let range = decode_read(&v).unwrap();
         assert_eq!(&v[range], b"abc");
+    }
+
+    #[test]
+    fn create_with_oplock_and_break_ack() {
+        use smb3d_protocol::messages::oplock_break::{level, OplockBreakAck};
+        let args = CreateArgs {
+            desired_access: 0x0012_019f,
+            file_attributes: 0x80,
+            share_access: 7,
+            disposition: 5,
+            options: 0x40,
+        };
+        let mut v = msg();
+        encode_create_with_oplock("f.bin", &args, level::BATCH, &mut v);
+        let req = m::create::CreateRequest::decode(&v).unwrap();
+        assert_eq!(req.requested_oplock_level, level::BATCH);
+        assert_eq!(req.name, &string_to_utf16le("f.bin")[..]);
+
+        let mut v = msg();
+        encode_oplock_break_ack(level::II, &[9; 16], &mut v);
+        assert_eq!(
+            OplockBreakAck::decode(&v).unwrap(),
+            OplockBreakAck {
+                oplock_level: level::II,
+                file_id: [9; 16]
+            }
+        );
+        // The server's notification has the same shape.
+        let mut v = msg();
+        smb3d_protocol::messages::oplock_break::encode(level::NONE, &[8; 16], &mut v);
+        assert_eq!(
+            decode_oplock_break(&v).unwrap(),
+            OplockBreak {
+                oplock_level: level::NONE,
+                file_id: [8; 16]
+            }
+        );
+        assert!(decode_oplock_break(&v[..v.len() - 1]).is_err());
     }
 
     #[test]

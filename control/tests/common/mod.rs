@@ -70,6 +70,11 @@ impl TestServer {
     /// Starts the server with `extra_args` appended to `smb3d serve ...` (e.g. `["--signing", "required"]`).
     /// Panics, with the server's log, if it does not come up.
     pub fn start(extra_args: &[&str]) -> TestServer {
+        TestServer::start_with_env(extra_args, &[])
+    }
+
+    /// As `start`, with these environment variables set for the server (e.g. `SMB3D_LOG`).
+    pub fn start_with_env(extra_args: &[&str], env: &[(&str, &str)]) -> TestServer {
         let dir = TempDir::new("smb3d-it");
         let share_dir = dir.path().join("share");
         fs::create_dir_all(&share_dir).expect("create share dir");
@@ -80,7 +85,7 @@ impl TestServer {
         for attempt in 0..START_ATTEMPTS {
             let port = pick_free_port();
             let log_path = dir.path().join(format!("server-{attempt}.log"));
-            let mut child = spawn_server(&passdb, &share_dir, port, &log_path, extra_args);
+            let mut child = spawn_server(&passdb, &share_dir, port, &log_path, extra_args, env);
             if wait_until_listening(&mut child, port) {
                 return TestServer {
                     child,
@@ -190,6 +195,7 @@ fn spawn_server(
     port: u16,
     log_path: &Path,
     extra_args: &[&str],
+    env: &[(&str, &str)],
 ) -> Child {
     let log = fs::File::create(log_path).expect("create server log");
     let log_err = log.try_clone().expect("clone log handle");
@@ -202,6 +208,7 @@ fn spawn_server(
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .args(extra_args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)

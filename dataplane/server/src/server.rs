@@ -75,18 +75,24 @@ impl Default for ServerConfig {
 #[derive(Debug)]
 pub struct SessionTable {
     shards: Vec<Mutex<HashMap<u64, Arc<Session>>>>,
+    /// The owner bits every id of this table carries (its worker, see `handoff::session_owner`).
+    owner_bits: u64,
     next_id: AtomicU64,
 }
 
 const SESSION_SHARDS: usize = 16;
+/// The bits of a session id below its owner bits.
+const SESSION_COUNTER_MASK: u64 = (1 << crate::handoff::SESSION_OWNER_SHIFT) - 1;
 
 impl SessionTable {
-    pub fn new(id_seed: u64) -> SessionTable {
+    /// Sessions of worker `worker` (0 without workers); ids start at a point `id_seed` picks.
+    pub fn new(id_seed: u64, worker: usize) -> SessionTable {
         SessionTable {
             shards: (0..SESSION_SHARDS)
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
-            // Keep ids unpredictable across restarts but never 0 or all-ones.
+            owner_bits: crate::handoff::session_id_base(worker),
+            // Keep ids unpredictable across restarts.
             next_id: AtomicU64::new((id_seed & 0x0000_ffff_ffff_0000) | 1),
         }
     }
@@ -95,8 +101,15 @@ impl SessionTable {
         &self.shards[(id as usize) % SESSION_SHARDS]
     }
 
+    /// A new session id: never 0 nor all-ones, and naming this table's worker in its owner bits
+    /// so any worker can tell where the session lives from the id alone.
     pub fn allocate_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+        loop {
+            let counter = self.next_id.fetch_add(1, Ordering::Relaxed) & SESSION_COUNTER_MASK;
+            if counter != 0 {
+                return self.owner_bits | counter;
+            }
+        }
     }
 
     pub fn insert(&self, session: Arc<Session>) {
@@ -192,7 +205,7 @@ impl ServerState {
             config,
             shares,
             server_guid,
-            sessions: SessionTable::new(seed),
+            sessions: SessionTable::new(seed, 0),
             users,
             files: FileTable::new(),
             mailboxes: OnceLock::new(),
@@ -200,6 +213,14 @@ impl ServerState {
             break_stats: BreakStats::default(),
             clients: ClientTable::default(),
         }
+    }
+
+    /// Make this process worker `handoff.worker` of several: its session ids name it from now on.
+    /// Called before any session exists.
+    pub fn join_workers(&mut self, handoff: crate::handoff::Handoff) {
+        // Random, so a restarted worker does not hand out the ids of its previous life again.
+        self.sessions = SessionTable::new(rand::random(), handoff.worker);
+        self.handoff = Some(handoff);
     }
 
     /// Deliver a message to the reactor that owns its target connection. `false` when that

@@ -352,6 +352,11 @@ impl ServerAuth {
                 NtStatus::INVALID_PARAMETER,
             ));
         }
+        // The NTLMv2 client challenge is parsed before any password check: a malformed one is
+        // INVALID_PARAMETER whoever sends it, as Windows and Samba answer (Samba bug 14932,
+        // smbtorture smb2.session.ntlmssp_bug14932).
+        let av_flags =
+            ntlmssp::client_av_flags(nt).map_err(|s| Failure::malformed("NTLMv2 AV pairs", s))?;
         let Some(hash) = users.nt_hash(&auth.user) else {
             return Err(Failure::logon(format!("unknown user {:?}", auth.user)));
         };
@@ -367,8 +372,6 @@ impl ServerAuth {
         }
         let base = ntlmssp::session_base_key(&key, &expected);
         let session_key = exported_session_key(&auth, &base)?;
-        let av_flags =
-            ntlmssp::client_av_flags(nt).map_err(|s| Failure::malformed("NTLMv2 AV pairs", s))?;
         let had_mic = av_flags & ntlmssp::av::FLAG_MIC_PRESENT != 0;
         if had_mic {
             self.verify_mic(&auth, msg, &session_key)?;

@@ -50,6 +50,8 @@ struct Client {
     /// Send an NTLMv1-sized (24-byte) NT response instead of NTLMv2.
     ntlmv1: bool,
     anonymous: bool,
+    /// Put an AV pair claiming more bytes than the blob holds into the NTLMv2 response.
+    overlong_av_pair: bool,
 }
 
 impl Default for Client {
@@ -62,6 +64,7 @@ impl Default for Client {
             ntlm_mic: true,
             ntlmv1: false,
             anonymous: false,
+            overlong_av_pair: false,
         }
     }
 }
@@ -113,6 +116,10 @@ impl Client {
         temp.put_bytes(&[0xaa; 8]);
         temp.put_u32(0);
         temp.put_bytes(&server_info[..server_info.len() - 4]);
+        if self.overlong_av_pair {
+            temp.put_u16(0xa211);
+            temp.put_u16(0x8108);
+        }
         if self.ntlm_mic {
             temp.put_u16(av::FLAGS);
             temp.put_u16(4);
@@ -366,6 +373,26 @@ fn swap_domain(with_domain: &[u8], msg: &[u8]) -> Vec<u8> {
     out[30..32].copy_from_slice(&len.to_le_bytes());
     out[32..36].copy_from_slice(&new_off.to_le_bytes());
     out
+}
+
+#[test]
+fn malformed_ntlmv2_client_challenge_is_invalid_parameter() {
+    // smbtorture smb2.session.ntlmssp_bug14932: a broken AV pair list is INVALID_PARAMETER,
+    // checked before (and whatever the result of) the password check.
+    for password in ["correct horse", "wrong"] {
+        let client = Client {
+            password,
+            overlong_av_pair: true,
+            ntlm_mic: false,
+            ..Client::default()
+        };
+        let (mut s, negotiate, challenge) = spnego_first_leg(&client, true);
+        let result = client.authenticate(&negotiate, &challenge);
+        expect_failed(
+            s.step(&final_token(&result, None), &users()),
+            NtStatus::INVALID_PARAMETER,
+        );
+    }
 }
 
 #[test]

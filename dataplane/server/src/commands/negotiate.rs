@@ -14,7 +14,7 @@ use crate::server::ServerState;
 use crate::share::Requirement;
 
 /// What the connection learned in NEGOTIATE (MS-SMB2 3.3.1.7 Connection).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ConnectionInfo {
     pub dialect: Option<Dialect>,
     pub client_guid: [u8; 16],

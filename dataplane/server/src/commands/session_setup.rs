@@ -137,16 +137,21 @@ pub fn handle(
         AuthStep::Failed { status, reason } => {
             let pending = ctx.pending.remove(&session_id);
             warn!(session_id, %status, %reason, "authentication failed");
-            // A failed re-authentication ends the session (MS-SMB2 3.3.5.5.3); a failed bind
-            // leaves the session as it was.
+            // A failed re-authentication ends the session on every channel, with its opens, as
+            // a LOGOFF would (MS-SMB2 3.3.5.5.3); a failed bind leaves the session as it was.
+            // The channel stays in this connection's map until its next request, which is then
+            // answered USER_SESSION_DELETED signed with the channel's key.
             if let Some(PendingAuth {
                 existing: Some(s),
                 binding: false,
                 ..
             }) = pending
             {
-                ctx.channels.remove(&s.id);
-                ctx.server.sessions.remove(s.id);
+                s.mark_logged_off();
+                s.detach_connection(ctx.conn);
+                for (open, share) in super::logoff::logoff(&s, ctx.server) {
+                    super::close::close_open(ctx.server, &share, &open);
+                }
             }
             Err(status)
         }
@@ -387,7 +392,7 @@ fn complete(
         "session established"
     );
     if req.previous_session_id != 0 && req.previous_session_id != session_id {
-        end_previous_session(ctx.server, req.previous_session_id, &identity);
+        end_previous_session_anywhere(ctx.server, req.previous_session_id, &identity);
     }
     let mut body = Vec::new();
     session_setup::encode_response(flags, &token, &mut body);
@@ -455,9 +460,30 @@ fn complete_bind(
     })
 }
 
+/// End the previous session a reconnect names, in whichever worker process owns it. Another
+/// worker is told over its inbox and ends it on its own (asynchronously: the reconnect's
+/// response does not wait for it). The connection stays: its new session belongs with its
+/// client, in this worker.
+fn end_previous_session_anywhere(server: &ServerState, previous_id: u64, identity: &Identity) {
+    let elsewhere = server
+        .handoff
+        .as_ref()
+        .and_then(|h| h.other_session_owner(previous_id).map(|owner| (h, owner)));
+    let Some((handoff, owner)) = elsewhere else {
+        end_previous_session(server, previous_id, identity);
+        return;
+    };
+    let Identity::User { user, domain } = identity else {
+        return;
+    };
+    if let Err(e) = handoff.end_session(owner, previous_id, user, domain) {
+        warn!(previous_id, owner, error = %e, "cannot ask the owning worker to end the previous session");
+    }
+}
+
 /// MS-SMB2 3.3.5.5.3: a client reconnecting names its previous session; if the same user owns
 /// it, that session ends now (with its opens) instead of lingering until its connection times out.
-fn end_previous_session(server: &ServerState, previous_id: u64, identity: &Identity) {
+pub fn end_previous_session(server: &ServerState, previous_id: u64, identity: &Identity) {
     let Some(previous) = server.sessions.get(previous_id) else {
         return;
     };

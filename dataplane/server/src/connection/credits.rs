@@ -38,6 +38,29 @@ impl CreditWindow {
         }
     }
 
+    /// The window as it travels to another worker: its lowest id and which ids above it were
+    /// consumed (the granted ids are `low..low + used.len()`).
+    pub fn parts(&self) -> (u64, Vec<bool>) {
+        (self.low, self.used.iter().copied().collect())
+    }
+
+    /// A window received from another worker; `None` when it could not have come from `grant`
+    /// (empty, larger than twice the ceiling, or running past the last id).
+    pub fn from_parts(low: u64, used: Vec<bool>, max_credits: u16) -> Option<CreditWindow> {
+        let max_credits = max_credits.max(1) as u64;
+        let len = used.len() as u64;
+        if len == 0 || len > 2 * max_credits {
+            return None;
+        }
+        let high = low.checked_add(len)?;
+        Some(CreditWindow {
+            low,
+            high,
+            used: used.into(),
+            max_credits,
+        })
+    }
+
     /// Credits the client still holds.
     pub fn outstanding(&self) -> u64 {
         self.used.iter().filter(|u| !**u).count() as u64
@@ -106,6 +129,23 @@ mod tests {
         assert!(w.consume(6, 1).is_err());
         w.consume(1, 4).unwrap();
         assert_eq!(w.outstanding(), 4); // ids 7, 8, 9, 10
+    }
+
+    #[test]
+    fn window_survives_parts() {
+        let mut w = CreditWindow::new(100);
+        w.consume(0, 1).unwrap();
+        w.grant(10, 1);
+        w.consume(3, 1).unwrap();
+        let (low, used) = w.parts();
+        let mut back = CreditWindow::from_parts(low, used, 100).unwrap();
+        assert!(back.consume(3, 1).is_err(), "a consumed id stays consumed");
+        back.consume(1, 2).unwrap();
+        assert!(back.consume(11, 1).is_err(), "beyond the window");
+        assert_eq!(back.outstanding(), 7);
+        assert!(CreditWindow::from_parts(0, Vec::new(), 100).is_none());
+        assert!(CreditWindow::from_parts(0, vec![false; 201], 100).is_none());
+        assert!(CreditWindow::from_parts(u64::MAX, vec![false; 2], 100).is_none());
     }
 
     #[test]

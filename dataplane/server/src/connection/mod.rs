@@ -19,7 +19,7 @@ use std::sync::Arc;
 use smb3d_protocol::header::{self, flags, Command, Header, HEADER_BYTES, TRANSFORM_PROTOCOL_ID};
 use smb3d_protocol::limits::MAX_COMPOUND_REQUESTS;
 use smb3d_protocol::messages::ioctl::ctl_code;
-use smb3d_protocol::messages::{self, echo, error};
+use smb3d_protocol::messages::{self, echo, error, session_setup};
 use smb3d_protocol::transform::TransformHeader;
 use smb3d_protocol::NtStatus;
 use tracing::{debug, warn};
@@ -27,6 +27,8 @@ use tracing::{debug, warn};
 use crate::commands::negotiate::ConnectionInfo;
 use crate::commands::session_setup::{Channel, PendingAuth, SessionSetupCtx};
 use crate::commands::{self, ioctl::IoctlOutcome, Reply, Request, TreeCtx};
+use crate::handoff::record::ConnectionRecord;
+use crate::handoff::AdoptedState;
 use crate::mailbox::ConnHandle;
 use crate::open::{FileId, Open};
 use crate::server::ServerState;
@@ -97,8 +99,10 @@ pub struct Connection {
     pdu_base: usize,
     /// The session whose key encrypts the responses of the PDU being handled.
     encrypt_with: Option<Arc<Session>>,
-    /// The worker process this connection must move to (its client is owned there).
+    /// The worker process this connection must move to (its client or session is owned there).
     hand_off_to: Option<usize>,
+    /// The request that moved (or is moving) this connection between workers.
+    moved_message_id: Option<u64>,
     /// An SMB1 negotiate was answered: the SMB2 NEGOTIATE that follows has MessageId 1.
     smb1_answered: bool,
     /// Test hook (smbtorture FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT): treat everything sent on
@@ -166,6 +170,7 @@ impl Connection {
             pdu_base: 0,
             encrypt_with: None,
             hand_off_to: None,
+            moved_message_id: None,
             smb1_answered: false,
             force_unacked: false,
         }
@@ -255,12 +260,14 @@ impl Connection {
         self.force_unacked
     }
 
-    /// The worker this connection must be handed to, once (set by NEGOTIATE).
+    /// The worker this connection must be handed to now (set by NEGOTIATE, or by a binding
+    /// SESSION_SETUP for another worker's session).
     pub fn take_hand_off(&mut self) -> Option<usize> {
         self.hand_off_to.take()
     }
 
-    /// Send the connection to worker `owner` with the bytes read so far.
+    /// Send the connection to worker `owner` with the bytes read so far (starting with the
+    /// request that moves it), and its negotiated state if it has one.
     pub fn hand_off(
         &self,
         owner: usize,
@@ -272,17 +279,71 @@ impl Connection {
             .handoff
             .as_ref()
             .ok_or_else(|| std::io::Error::other("no workers"))?;
-        let next_message_id = u64::from(self.smb1_answered);
-        handoff.send(owner, fd, next_message_id, bytes)
+        let state = match self.info.dialect {
+            None => AdoptedState::Fresh {
+                next_message_id: u64::from(self.smb1_answered),
+            },
+            Some(_) => AdoptedState::Negotiated(Box::new(self.export_record())),
+        };
+        handoff.send(owner, fd, &state, bytes)
     }
 
-    /// A connection handed over by another worker: the client's next MessageId.
-    pub fn expect_message_id(&mut self, next_message_id: u64) {
-        if next_message_id != 0 {
-            self.smb1_answered = true;
-            self.credits =
-                CreditWindow::starting_at(next_message_id, self.server.config.max_credits);
+    /// The negotiated state of this connection, for the worker it moves to.
+    fn export_record(&self) -> ConnectionRecord {
+        let (credit_low, credits_used) = self.credits.parts();
+        ConnectionRecord {
+            info: self.info.clone(),
+            credit_low,
+            credits_used,
+            next_async_id: self.next_async_id,
+            force_unacked: self.force_unacked,
+            moved_message_id: self.moved_message_id.unwrap_or(0),
         }
+    }
+
+    /// Take the state of a connection another worker handed over. `Err` when the state cannot
+    /// be this server's (the connection is then closed).
+    pub fn adopt(&mut self, state: AdoptedState) -> Result<(), Disconnect> {
+        match state {
+            AdoptedState::Fresh { next_message_id } => {
+                if next_message_id != 0 {
+                    self.smb1_answered = true;
+                    self.credits =
+                        CreditWindow::starting_at(next_message_id, self.server.config.max_credits);
+                }
+            }
+            AdoptedState::Negotiated(record) => {
+                let record = *record;
+                self.credits = CreditWindow::from_parts(
+                    record.credit_low,
+                    record.credits_used,
+                    self.server.config.max_credits,
+                )
+                .ok_or_else(|| Disconnect("handed-over credit window out of range".into()))?;
+                self.info = record.info;
+                self.next_async_id = record.next_async_id.max(1);
+                self.force_unacked = record.force_unacked;
+                self.moved_message_id = Some(record.moved_message_id);
+            }
+        }
+        Ok(())
+    }
+
+    /// The worker to move this connection to for this binding SESSION_SETUP: the one owning
+    /// the session it names, when that is another worker and the connection carries nothing
+    /// that could not travel (no session, authentication or parked request of its own). A
+    /// request that already moved once is never moved again (no ping-pong between workers).
+    fn bind_owner_elsewhere(&self, hdr: &Header, msg: &[u8]) -> Option<usize> {
+        let handoff = self.server.handoff.as_ref()?;
+        let binding = msg
+            .get(HEADER_BYTES + 2)
+            .is_some_and(|f| f & session_setup::FLAG_BINDING != 0);
+        let movable =
+            self.channels.is_empty() && self.pending_auth.is_empty() && self.waits.is_empty();
+        if !binding || !movable || self.moved_message_id == Some(hdr.message_id) {
+            return None;
+        }
+        handoff.other_session_owner(hdr.session_id)
     }
 
     fn handle_messages(
@@ -387,6 +448,21 @@ impl Connection {
             // MS-SMB2 3.3.5.16: CANCEL takes no credit and gets no response of its own.
             self.cancel(hdr, out);
             return Ok(());
+        }
+        // A bind of another worker's session moves the connection there before anything of this
+        // request (credits included) is taken; only as the first request of an unencrypted PDU,
+        // so the owner replays exactly what the client sent.
+        if command == Some(Command::SessionSetup)
+            && compound.first
+            && !compound.resumed_chain
+            && !encrypted
+            && self.info.dialect.is_some()
+        {
+            if let Some(owner) = self.bind_owner_elsewhere(hdr, msg) {
+                self.moved_message_id = Some(hdr.message_id);
+                self.hand_off_to = Some(owner);
+                return Ok(());
+            }
         }
         let dialect = self.info.dialect;
         let charge = if dialect.is_some_and(|d| d >= smb3d_protocol::dialect::Dialect::Smb210) {
@@ -523,13 +599,15 @@ impl Connection {
         }
 
         // MS-SMB2 3.3.5.2.9: the session must exist on this connection.
-        // A session logged off through another channel is gone here too.
+        // A session ended through another channel (LOGOFF, a failed re-authentication) is gone
+        // here too; the client still trusts this channel's key, so the error is signed with it.
+        let mut ended_channel_signer = None;
         if self
             .channels
             .get(&rsp.session_id)
             .is_some_and(|c| c.session.is_logged_off())
         {
-            self.channels.remove(&rsp.session_id);
+            ended_channel_signer = self.channels.remove(&rsp.session_id).and_then(|c| c.signer);
         }
         // A parked LOCK outlived by its session or tree ends with the status for an abandoned
         // lock, not as a request on a session that never existed.
@@ -548,7 +626,8 @@ impl Connection {
                 .sessions
                 .get(rsp.session_id)
                 .filter(|sess| hdr.is_signed() && !sess.is_anonymous() && !sess.is_logged_off())
-                .and_then(|sess| commands::session_setup::session_signer(&sess));
+                .and_then(|sess| commands::session_setup::session_signer(&sess))
+                .or(ended_channel_signer.filter(|_| hdr.is_signed()));
             return self.error(fb, rsp, status, sign_with);
         };
         let session = channel.session.clone();

@@ -70,6 +70,10 @@ struct Conn {
     written_bytes: u64,
     /// Oplock and lease breaks sent here whose bytes the peer has not acknowledged yet.
     unacked_breaks: Vec<TrackedBreak>,
+    /// How far the peer had acknowledged the stream at the last break check, and since when
+    /// (a channel still draining a backlog keeps acknowledging: it is slow, not dead).
+    acked_upto: u64,
+    acked_progress_at: std::time::Instant,
 }
 
 /// An oplock or lease break in flight on a connection, watched until the peer's TCP stack acks
@@ -79,11 +83,19 @@ struct TrackedBreak {
     route: crate::oplock::BreakRoute,
     /// Stream position just after the break's last byte.
     end: u64,
-    sent_at: std::time::Instant,
+    queued_at: std::time::Instant,
+    /// How long the peer may acknowledge nothing while this break waits: `DEAD_CHANNEL_RTOS`
+    /// retransmission timeouts of the connection when the break was queued. (Read later, the
+    /// RTO of a dead peer has backed off exponentially to the 1 s clamp.)
+    silence_limit: std::time::Duration,
 }
 
-/// Retransmission timeouts a break may stay unacknowledged before its channel is dead.
-const DEAD_CHANNEL_RTOS: u32 = 6;
+/// Retransmission timeouts without any acknowledgment from the peer, while a break waits,
+/// before the channel is dead. TCP retransmits the break after one RTO; a live peer answers
+/// within a round trip, so three RTOs of silence mean the original and the retransmission
+/// were both lost (about 0.63 s at the 0.21 s loopback/LAN RTO; Samba waits 6 RTOs of a break
+/// being unacknowledged, about 1.25 s).
+const DEAD_CHANNEL_RTOS: u32 = 3;
 
 /// Forget breaks the peer's TCP stack has acknowledged; declare the channel dead when one has
 /// waited too long, and send its breaks again on the next channel (`oplock::redeliver`).
@@ -95,6 +107,11 @@ fn check_breaks(c: &mut Conn, server: &ServerState) {
     } else {
         tcp::unacked_bytes(fd).map_or(0, |outq| c.written_bytes.saturating_sub(outq))
     };
+    let now = std::time::Instant::now();
+    if acked_upto > c.acked_upto {
+        c.acked_upto = acked_upto;
+        c.acked_progress_at = now;
+    }
     let before = c.unacked_breaks.len();
     c.unacked_breaks.retain(|b| b.end > acked_upto);
     let acked = (before - c.unacked_breaks.len()) as u64;
@@ -102,15 +119,15 @@ fn check_breaks(c: &mut Conn, server: &ServerState) {
         .break_stats
         .transport_acked
         .fetch_add(acked, std::sync::atomic::Ordering::Relaxed);
-    let limit = tcp::dead_after(tcp::rto(fd), DEAD_CHANNEL_RTOS);
-    if !c
+    let silent_since = |b: &TrackedBreak| b.queued_at.max(c.acked_progress_at);
+    let Some(b) = c
         .unacked_breaks
         .iter()
-        .any(|b| b.sent_at.elapsed() >= limit)
-    {
+        .find(|b| now.duration_since(silent_since(b)) >= b.silence_limit)
+    else {
         return;
-    }
-    warn!(peer = %c.conn.peer, waited_ms = limit.as_millis() as u64, "break not acknowledged: channel declared dead");
+    };
+    warn!(peer = %c.conn.peer, silent_ms = now.duration_since(silent_since(b)).as_millis() as u64, "break not acknowledged: channel declared dead");
     server
         .break_stats
         .channels_declared_dead
@@ -346,7 +363,8 @@ pub fn run(
                             | ReactorMsg::Kick { to }
                             | ReactorMsg::Break { to, .. } => to,
                             ReactorMsg::Adopt { adoption, .. } => {
-                                // A connection handed over by another worker: its NEGOTIATE is
+                                // A connection handed over by another worker: the request that
+                                // moved it (a NEGOTIATE, or a bind of a session of ours) is
                                 // already in hand and runs now, as if just received.
                                 if conns.len() - free.len() >= MAX_CONNECTIONS {
                                     warn!("connection limit reached; refusing a handed-over connection");
@@ -363,7 +381,13 @@ pub fn run(
                                 let Some(c) = conns[idx].as_mut() else {
                                     continue;
                                 };
-                                c.conn.expect_message_id(adoption.next_message_id);
+                                if let Err(why) = c.conn.adopt(adoption.state) {
+                                    warn!(peer = %c.conn.peer, reason = %why.0, "handed-over connection refused");
+                                    // Nothing is in flight on it yet: closing is dropping it.
+                                    conns[idx] = None;
+                                    free.push(idx);
+                                    continue;
+                                }
                                 let n = adoption.bytes.len();
                                 if c.rbuf.len() < n {
                                     c.rbuf.resize(n, 0);
@@ -396,12 +420,14 @@ pub fn run(
                             ReactorMsg::Send { frame, .. } => enqueue(c, [frame]),
                             ReactorMsg::Break { frame, route, .. } => {
                                 let end = c.queued_bytes + frame.len() as u64;
-                                let sent_at = std::time::Instant::now();
+                                let silence_limit =
+                                    tcp::dead_after(tcp::rto(c.fd.as_raw_fd()), DEAD_CHANNEL_RTOS);
                                 c.unacked_breaks.push(TrackedBreak {
                                     frame: frame.clone(),
                                     route,
                                     end,
-                                    sent_at,
+                                    queued_at: std::time::Instant::now(),
+                                    silence_limit,
                                 });
                                 enqueue(c, [frame]);
                             }
@@ -515,6 +541,8 @@ fn add_connection(
         queued_bytes: 0,
         written_bytes: 0,
         unacked_breaks: Vec::new(),
+        acked_upto: 0,
+        acked_progress_at: std::time::Instant::now(),
     });
     idx
 }
@@ -629,10 +657,19 @@ fn on_received(c: &mut Conn, env: &mut ReactorEnv, new_ios: &mut Vec<NewFileIo>)
                     c.closing = true;
                 }
                 if let Some(owner) = c.conn.take_hand_off() {
-                    // This client belongs to another worker: give it the socket and the bytes
-                    // read so far (this NEGOTIATE and anything after it), then let go.
+                    // This client or session belongs to another worker: give it the socket and
+                    // the bytes read so far (this request and anything after it), then let go.
+                    // Everything answered before must have left: the owner writes next.
+                    if !c.sendq.is_empty() || c.send_inflight {
+                        warn!(peer = %c.conn.peer, owner, "handoff with responses still unsent; closing");
+                        c.closing = true;
+                        return;
+                    }
                     match c.conn.hand_off(owner, c.fd.as_fd(), &c.rbuf[pos..c.rlen]) {
-                        Ok(()) => c.handed_off = true,
+                        Ok(()) => {
+                            debug!(peer = %c.conn.peer, owner, "connection handed to its owning worker");
+                            c.handed_off = true
+                        }
                         Err(e) => {
                             warn!(peer = %c.conn.peer, owner, error = %e, "handoff failed; closing")
                         }

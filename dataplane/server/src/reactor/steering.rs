@@ -279,6 +279,25 @@ mod tests {
     }
 
     #[test]
+    fn worker_groups_keep_the_core_and_split_workers_by_flow_hash() {
+        // --workers 3 --cpus 2,3: the group holds worker w's reactor r at index w * 2 + r.
+        let group: Vec<usize> = (0..3).flat_map(|_| [2, 3]).collect();
+        let prog = build_program(&group).unwrap();
+        let mut workers_seen = std::collections::BTreeSet::new();
+        for hash in 0..30 {
+            let on_2 = evaluate(&prog, 2, hash).unwrap() as usize;
+            let on_3 = evaluate(&prog, 3, hash).unwrap() as usize;
+            assert_eq!(
+                (group[on_2], group[on_3]),
+                (2, 3),
+                "the receiving core's reactor"
+            );
+            workers_seen.insert(on_2 / 2);
+        }
+        assert_eq!(workers_seen.len(), 3, "every worker gets connections");
+    }
+
+    #[test]
     fn single_reactor_and_limits() {
         let prog = build_program(&[3]).unwrap();
         assert_eq!(evaluate(&prog, 3, 0), Some(0));
