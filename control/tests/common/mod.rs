@@ -202,11 +202,6 @@ impl TestServer {
         fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    /// The server's process id (for /proc).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Panics if the server process has exited.
     pub fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
