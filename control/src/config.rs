@@ -11,6 +11,11 @@
 //! login_timeout_secs = 30        # connection without a session
 //! partial_pdu_timeout_secs = 60  # a PDU begun must be complete
 //! idle_timeout_secs = 900        # sessions but no open files, nothing received; 0: never
+//! dead_channel_rtos = 3          # silent RTOs before a channel with a break waiting is dead
+//! tcp_user_timeout_ms = 30000    # 0: the kernel's limit
+//! keepalive_secs = 60            # 0: no keepalive
+//! keepalive_interval_secs = 10
+//! keepalive_count = 3
 //!
 //! [[share]]
 //! name = "data"
@@ -42,6 +47,11 @@ pub struct FileConfig {
     pub login_timeout_secs: Option<u64>,
     pub partial_pdu_timeout_secs: Option<u64>,
     pub idle_timeout_secs: Option<u64>,
+    pub dead_channel_rtos: Option<u32>,
+    pub tcp_user_timeout_ms: Option<u64>,
+    pub keepalive_secs: Option<u64>,
+    pub keepalive_interval_secs: Option<u64>,
+    pub keepalive_count: Option<u32>,
     #[serde(default, rename = "share")]
     pub shares: Vec<ShareConfig>,
 }

@@ -101,18 +101,11 @@ struct TrackedBreak {
     /// Stream position just after the break's last byte.
     end: u64,
     queued_at: std::time::Instant,
-    /// How long the peer may acknowledge nothing while this break waits: `DEAD_CHANNEL_RTOS`
+    /// How long the peer may acknowledge nothing while this break waits: `DeadPeer::break_silence_rtos`
     /// retransmission timeouts of the connection when the break was queued. (Read later, the
     /// RTO of a dead peer has backed off exponentially to the 1 s clamp.)
     silence_limit: std::time::Duration,
 }
-
-/// Retransmission timeouts without any acknowledgment from the peer, while a break waits,
-/// before the channel is dead. TCP retransmits the break after one RTO; a live peer answers
-/// within a round trip, so three RTOs of silence mean the original and the retransmission
-/// were both lost (about 0.63 s at the 0.21 s loopback/LAN RTO; Samba waits 6 RTOs of a break
-/// being unacknowledged, about 1.25 s).
-const DEAD_CHANNEL_RTOS: u32 = 3;
 
 /// Forget breaks the peer's TCP stack has acknowledged; declare the channel dead when one has
 /// waited too long, and send its breaks again on the next channel (`oplock::redeliver`).
@@ -483,8 +476,10 @@ pub fn run(
                             ReactorMsg::Send { frame, .. } => enqueue(c, [frame]),
                             ReactorMsg::Break { frame, route, .. } => {
                                 let end = c.queued_bytes + frame.len() as u64;
-                                let silence_limit =
-                                    tcp::dead_after(tcp::rto(c.fd.as_raw_fd()), DEAD_CHANNEL_RTOS);
+                                let silence_limit = tcp::dead_after(
+                                    tcp::rto(c.fd.as_raw_fd()),
+                                    server.config.dead_peer.break_silence_rtos,
+                                );
                                 c.unacked_breaks.push(TrackedBreak {
                                     frame: frame.clone(),
                                     route,
@@ -577,7 +572,7 @@ fn add_connection(
     reactor: usize,
     fd: OwnedFd,
 ) -> usize {
-    let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::TcpNoDelay, &true);
+    tcp::configure_connection(&fd, &server.config.dead_peer);
     let peer = nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(fd.as_raw_fd())
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
