@@ -1,13 +1,16 @@
 //! smb3bench command line. See `smb3bench --help`.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use smb3bench::client::ntlm::Credentials;
+use smb3bench::client::parse_target;
 use smb3bench::client::session::{login, LoginOptions};
 use smb3bench::job::{parse_job_file, JobSpec};
 use smb3bench::report;
 use smb3bench::run::{run_job, Target};
+use smb3bench::soak::{process_tree_usage, run_soak, wait_for_fds, ProcessUsage, SoakOptions};
 use smb3d_protocol::dialect::{Cipher, SigningAlgorithm};
 
 const HELP: &str = "\
@@ -52,6 +55,18 @@ Job options (fio names, --key VALUE or --key=VALUE):
                           on the remaining channels instead of failing (noted in the results)
   --number_ios N          stop after N operations (metadata/echo jobs default to 1000)
 
+Soak (--soak): --clients N sessions of --channels N channels each do a random mix of creates,
+writes (some flushed), reads, renames, truncates and deletes on their own files in a new directory
+soak-SECONDS-PID for --runtime (default 30 s) or --number_ios operations, every read checked against a model
+of the files; at the end every file is read back. Prints figures, exits 1 on any error or
+difference.
+  --soak                  run the soak instead of a job
+  --clients N             sessions (default 4)
+  --seed N                random seed (default 1)
+  --server-pid PID        also measure the server's descriptors and memory (the process and its
+                          workers, from /proc) before and after; fails if descriptors are not
+                          back to the count before within 10 s of the clients leaving
+
 Files are named smb3bench.JOBNAME.N in the share root (kept, like fio's); metadata jobs use the
 directory smb3bench.JOBNAME.d, removed afterwards. Server errors are reported by NTSTATUS name.
 
@@ -74,6 +89,10 @@ struct Cli {
     list_interfaces: bool,
     job_file: Option<String>,
     base: JobSpec,
+    soak: bool,
+    clients: usize,
+    seed: u64,
+    server_pid: Option<u32>,
 }
 
 const BOOL_JOB_KEYS: &[&str] = &["verify", "time_based", "failover"];
@@ -93,6 +112,10 @@ fn parse_cli(args: &[String]) -> Result<Cli, String> {
         list_interfaces: false,
         job_file: None,
         base: JobSpec::default(),
+        soak: false,
+        clients: 4,
+        seed: 1,
+        server_pid: None,
     };
     let mut i = 0;
     while i < args.len() {
@@ -114,7 +137,7 @@ fn parse_cli(args: &[String]) -> Result<Cli, String> {
         };
         let is_flag = matches!(
             key.as_str(),
-            "sign" | "encrypt" | "help" | "list-interfaces"
+            "sign" | "encrypt" | "help" | "list-interfaces" | "soak"
         ) || BOOL_JOB_KEYS.contains(&key.replace('-', "_").as_str());
         let value = match (inline, is_flag) {
             (Some(v), _) => v,
@@ -170,6 +193,10 @@ fn parse_cli(args: &[String]) -> Result<Cli, String> {
             }
             "job-file" => cli.job_file = Some(value),
             "list-interfaces" => cli.list_interfaces = value != "0",
+            "soak" => cli.soak = value != "0",
+            "clients" => cli.clients = parse_number(&key, &value)?,
+            "seed" => cli.seed = parse_number(&key, &value)?,
+            "server-pid" => cli.server_pid = Some(parse_number(&key, &value)?),
             _ => cli.base.set(&key, &value)?,
         }
     }
@@ -179,36 +206,15 @@ fn parse_cli(args: &[String]) -> Result<Cli, String> {
     Ok(cli)
 }
 
-/// `//HOST[:PORT]/SHARE` to a socket address and the `\\HOST\SHARE` tree path.
-fn parse_target(t: &str) -> Result<(SocketAddr, String), String> {
-    let rest = t.strip_prefix("//").ok_or("target must start with //")?;
-    let (hostport, share) = rest
-        .split_once('/')
-        .filter(|(_, s)| !s.is_empty() && !s.contains('/'))
-        .ok_or("target must be //HOST[:PORT]/SHARE")?;
-    let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
-        let (h, p) = h.split_once(']').ok_or("bad [IPv6] host")?;
-        (
-            h.to_string(),
-            p.strip_prefix(':').unwrap_or("445").to_string(),
-        )
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p.to_string()),
-            None => (hostport.to_string(), "445".to_string()),
-        }
-    };
-    let port: u16 = port.parse().map_err(|_| format!("bad port '{port}'"))?;
-    let addr = (host.as_str(), port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("cannot resolve {host}"))?;
-    Ok((addr, format!("\\\\{host}\\{share}")))
+fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("--{key}: '{value}' is not a number"))
 }
 
 struct Setup {
     target: Target,
+    soak: Option<(SoakOptions, Option<u32>)>,
     jobs: Vec<JobSpec>,
     json: bool,
     list_interfaces: bool,
@@ -228,7 +234,7 @@ fn setup(args: &[String]) -> Result<Setup, String> {
             let text = std::fs::read_to_string(f).map_err(|e| format!("cannot read {f}: {e}"))?;
             parse_job_file(&text, &cli.base).map_err(|e| format!("{f}: {e}"))?
         }
-        None if cli.list_interfaces => Vec::new(),
+        None if cli.list_interfaces || cli.soak => Vec::new(),
         None => {
             cli.base.validate()?;
             vec![cli.base.clone()]
@@ -251,8 +257,18 @@ fn setup(args: &[String]) -> Result<Setup, String> {
         },
         progress: !cli.json && std::io::stderr().is_terminal(),
     };
+    let soak = cli.soak.then(|| {
+        let mut o = SoakOptions::new(target.addr, target.unc.clone(), target.login.clone());
+        o.clients = cli.clients.max(1);
+        o.channels = cli.base.channels.max(1) as usize;
+        o.duration = cli.base.runtime.unwrap_or(o.duration);
+        o.max_ops = cli.base.number_ios.unwrap_or(o.max_ops);
+        o.seed = cli.seed;
+        (o, cli.server_pid)
+    });
     Ok(Setup {
         target,
+        soak,
         jobs,
         json: cli.json,
         list_interfaces: cli.list_interfaces,
@@ -304,6 +320,46 @@ fn list_interfaces(t: &Target, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `--soak`: run it, with the server's /proc figures around it when its pid is known.
+fn soak(opts: &SoakOptions, server_pid: Option<u32>) -> ExitCode {
+    let measure = |what: &str, u: std::io::Result<ProcessUsage>| match u {
+        Ok(u) => {
+            println!(
+                "server {what}: {} processes, {} fds, RSS {} KiB",
+                u.processes, u.fds, u.rss_kib
+            );
+            Some(u)
+        }
+        Err(e) => {
+            println!("server {what}: cannot read /proc: {e}");
+            None
+        }
+    };
+    let before = server_pid.and_then(|p| measure("before", process_tree_usage(p)));
+    let report = run_soak(opts);
+    print!("{}", report.text());
+    let mut ok = report.errors.is_empty();
+    if let (Some(pid), Some(before)) = (server_pid, before) {
+        let after = wait_for_fds(pid, before.fds, Duration::from_secs(10));
+        if let Some(after) = measure("after", after) {
+            if after.fds > before.fds {
+                println!(
+                    "LEAK: {} descriptors more than before",
+                    after.fds - before.fds
+                );
+                ok = false;
+            }
+            let growth_kib = after.rss_kib as i64 - before.rss_kib as i64;
+            println!("server RSS growth: {growth_kib} KiB");
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() || args.iter().any(|a| a == "--help" || a == "-h") {
@@ -320,6 +376,7 @@ fn main() -> ExitCode {
         json,
         list_interfaces: list_only,
         target_name,
+        soak: soak_opts,
     } = match setup(&args) {
         Ok(x) => x,
         Err(e) => {
@@ -327,6 +384,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some((opts, pid)) = soak_opts {
+        return soak(&opts, pid);
+    }
     if list_only {
         return list_interfaces(&target, json);
     }

@@ -17,7 +17,8 @@ fn per_sec(n: u64, elapsed: Duration) -> f64 {
     }
 }
 
-fn json_str(s: &str) -> String {
+/// `s` as a JSON string literal.
+pub fn json_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -19,6 +19,10 @@ use smb3d_protocol::messages::create::{disposition, options};
 use smb3d_protocol::NtStatus;
 
 use crate::client::conn::{is_interim, Conn, Error, Receiver, Request, Response, Sender};
+use crate::client::files::access::{
+    DELETE, FILE_READ_ATTRIBUTES, FILE_READ_DATA, FILE_WRITE_DATA, SYNCHRONIZE,
+};
+use crate::client::files::{close, open, ATTR_NORMAL, SHARE_ALL};
 use crate::client::msgs::{self, CreateArgs};
 use crate::client::session::{login, LoginOptions, Session};
 use crate::hist::Histogram;
@@ -152,13 +156,6 @@ struct Ctx<'a> {
     write_buf: Vec<u8>,
 }
 
-const FILE_READ_DATA: u32 = 0x0000_0001;
-const FILE_WRITE_DATA: u32 = 0x0000_0002;
-const FILE_READ_ATTRIBUTES: u32 = 0x0000_0080;
-const DELETE: u32 = 0x0001_0000;
-const SYNCHRONIZE: u32 = 0x0010_0000;
-const SHARE_ALL: u32 = 7;
-const ATTR_NORMAL: u32 = 0x80;
 const FILE_STANDARD_INFORMATION: u8 = 5;
 const FILE_ID_BOTH_DIRECTORY_INFORMATION: u8 = 37;
 
@@ -900,20 +897,6 @@ fn sanitize(s: &str) -> String {
             }
         })
         .collect()
-}
-
-fn open(
-    conn: &mut Conn,
-    tree_id: u32,
-    name: &str,
-    a: &CreateArgs,
-) -> Result<msgs::CreateReply, Error> {
-    let resp = conn.call_ok(create_req(tree_id, name, a))?;
-    Ok(msgs::decode_create(&resp.msg)?)
-}
-
-fn close(conn: &mut Conn, tree_id: u32, fid: &[u8; 16]) -> Result<(), Error> {
-    conn.call_ok(close_req(tree_id, fid)).map(|_| ())
 }
 
 fn data_args() -> CreateArgs {

@@ -282,6 +282,72 @@ fn signed_encrypted_and_fallback_to_one_channel_against_smb3d() {
     }
 }
 
+/// The client library's file operations (`client::files`) against smb3d, checked in the share
+/// directory on disk after each step.
+#[test]
+fn file_operations_against_smb3d() {
+    use smb3bench::client::files::{self, file_args};
+    use smb3bench::client::ntlm::Credentials;
+    use smb3bench::client::session::{login, LoginOptions};
+    use smb3d_protocol::dialect::SigningAlgorithm;
+    use smb3d_protocol::messages::create::disposition;
+
+    let server = Smb3d::start();
+    let share = server.dir.0.join("share");
+    let opts = LoginOptions {
+        creds: Credentials {
+            user: USER.into(),
+            domain: String::new(),
+            password: PASSWORD.into(),
+        },
+        sign: true,
+        encrypt: None,
+        signing: SigningAlgorithm::AesCmac,
+    };
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server.port));
+    let mut s = login(addr, "\\\\127.0.0.1\\share", &opts).expect("log in");
+    let (c, t) = (&mut s.conn, s.tree_id);
+    let f = files::open(c, t, "a.bin", &file_args(disposition::CREATE)).unwrap();
+    assert_eq!(f.create_action, 2, "FILE_CREATED");
+    assert_eq!(
+        files::write(c, t, &f.file_id, 0, b"hello world").unwrap(),
+        11
+    );
+    files::flush(c, t, &f.file_id).unwrap();
+    assert_eq!(fs::read(share.join("a.bin")).unwrap(), b"hello world");
+    assert_eq!(files::read(c, t, &f.file_id, 6, 100).unwrap(), b"world");
+    assert!(
+        files::read(c, t, &f.file_id, 11, 100).unwrap().is_empty(),
+        "at the end"
+    );
+    files::set_end_of_file(c, t, &f.file_id, 5).unwrap();
+    assert_eq!(fs::read(share.join("a.bin")).unwrap(), b"hello");
+    files::rename(c, t, &f.file_id, "b.bin", false).unwrap();
+    files::close(c, t, &f.file_id).unwrap();
+    assert!(!share.join("a.bin").exists());
+    assert_eq!(fs::read(share.join("b.bin")).unwrap(), b"hello");
+    // A rename onto an existing name without ReplaceIfExists fails.
+    fs::write(share.join("c.bin"), b"c").unwrap();
+    let g = files::open(c, t, "c.bin", &file_args(disposition::OPEN)).unwrap();
+    let err = files::rename(c, t, &g.file_id, "b.bin", false).unwrap_err();
+    assert_eq!(
+        err.status_code(),
+        0xC000_0035,
+        "OBJECT_NAME_COLLISION: {err}"
+    );
+    files::set_delete_pending(c, t, &g.file_id, true).unwrap();
+    files::close(c, t, &g.file_id).unwrap();
+    assert!(!share.join("c.bin").exists(), "deleted on close");
+    files::delete(c, t, "b.bin").unwrap();
+    assert!(!share.join("b.bin").exists());
+    let err = files::delete(c, t, "b.bin").unwrap_err();
+    assert_eq!(
+        err.status_code(),
+        0xC000_0034,
+        "OBJECT_NAME_NOT_FOUND: {err}"
+    );
+}
+
 #[test]
 fn errors_are_reported_by_status_name() {
     let server = Smb3d::start();
@@ -314,6 +380,7 @@ fn durable_handle_survives_a_lost_connection() {
     use smb3bench::client::session::{login, login_as, LoginOptions, Session};
     use smb3d_protocol::dialect::SigningAlgorithm;
     use smb3d_protocol::header::Command as Smb2Command;
+    use smb3d_protocol::messages::oplock_break::level::BATCH;
     use smb3d_protocol::NtStatus;
 
     const PART_BYTES: usize = 64 * 1024;
@@ -339,13 +406,7 @@ fn durable_handle_survives_a_lost_connection() {
     };
     let create = |s: &mut Session, durable: Durable| {
         let mut req = Request::new(Smb2Command::Create, s.tree_id);
-        msgs::encode_create_with(
-            "durable.dat",
-            &args,
-            msgs::OPLOCK_BATCH,
-            Some(durable),
-            &mut req.msg,
-        );
+        msgs::encode_create_with("durable.dat", &args, BATCH, Some(durable), &mut req.msg);
         s.conn.call(req)
     };
     let write = |s: &mut Session, file_id: &[u8; 16], offset: u64, data: &[u8]| {
@@ -370,7 +431,7 @@ fn durable_handle_survives_a_lost_connection() {
     .and_then(|r| r.ok_or_status(&[]))
     .expect("durable create");
     let reply = msgs::decode_create(&opened.msg).unwrap();
-    assert_eq!(reply.oplock_level, msgs::OPLOCK_BATCH);
+    assert_eq!(reply.oplock_level, BATCH);
     assert_eq!(
         reply.durable_timeout_ms,
         Some(60_000),

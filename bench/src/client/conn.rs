@@ -170,6 +170,11 @@ impl Response {
         NtStatus(self.header.status)
     }
 
+    /// An unsolicited oplock break notification (MS-SMB2 3.3.4.6: MessageId 0xFFFFFFFFFFFFFFFF).
+    pub fn is_oplock_break_notification(&self) -> bool {
+        self.header.command == Command::OplockBreak as u16 && self.header.message_id == u64::MAX
+    }
+
     /// `Ok(self)` for success (and the given benign statuses), else the status as an error.
     pub fn ok_or_status(self, also_ok: &[NtStatus]) -> Result<Response> {
         let s = self.status();
@@ -191,6 +196,9 @@ pub struct Sender {
     /// When set, the next sent message is copied to `captured` (for the preauth hash).
     pub capture: bool,
     pub captured: Vec<u8>,
+    /// When set, the next message goes out only up to this many bytes (framing included): a
+    /// peer that dies in the middle of a message, for fault tests.
+    cut_after_bytes: Option<usize>,
 }
 
 /// The receiving half.
@@ -232,6 +240,7 @@ impl Conn {
                 buf: Vec::new(),
                 capture: false,
                 captured: Vec::new(),
+                cut_after_bytes: None,
             },
             rx: Receiver {
                 stream: BufReader::with_capacity(256 * 1024, rx_stream),
@@ -244,6 +253,11 @@ impl Conn {
         })
     }
 
+    /// This end's address (its port tells the channel apart in packet filters).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.tx.stream.local_addr()?)
+    }
+
     pub fn set_security(&mut self, s: Security) {
         self.tx.security = s.clone();
         self.rx.security = s;
@@ -251,6 +265,11 @@ impl Conn {
 
     pub fn security(&self) -> &Security {
         &self.tx.security
+    }
+
+    /// The socket, for socket options a test needs (SO_LINGER to reset the connection).
+    pub fn socket(&self) -> &TcpStream {
+        &self.tx.stream
     }
 
     pub fn set_session_id(&mut self, id: u64) {
@@ -326,7 +345,8 @@ impl Sender {
             write_frame_header(&mut self.buf[..FRAME_HEADER_BYTES], len);
             let nonce = self.nonces.next(enc.cipher());
             enc.encrypt_in_place(&nonce, sec.session_id, &mut self.buf[FRAME_HEADER_BYTES..]);
-            self.stream.write_all(&self.buf)?;
+            let bufs = [std::io::IoSlice::new(&self.buf)];
+            write_all_vectored(&mut self.stream, &bufs, self.cut_after_bytes.take())?;
             return Ok(message_id);
         }
         let sign = sec.sign_requests || req.flags & flags::SIGNED != 0;
@@ -344,12 +364,35 @@ impl Sender {
             std::io::IoSlice::new(&frame),
             std::io::IoSlice::new(&req.msg),
         ];
-        write_all_vectored(&mut self.stream, &bufs)?;
+        write_all_vectored(&mut self.stream, &bufs, self.cut_after_bytes.take())?;
         Ok(message_id)
+    }
+
+    /// Send only the first `after_bytes` bytes of the next message (its frame header counted).
+    pub fn cut_next_send(&mut self, after_bytes: usize) {
+        self.cut_after_bytes = Some(after_bytes);
     }
 
     pub fn set_security(&mut self, s: Security) {
         self.security = s;
+    }
+
+    /// Take `charge` credits and return the first message id they cover, for a request the
+    /// caller frames itself ([`Sender::send_raw`]).
+    pub fn reserve_message_ids(&mut self, charge: u16) -> Result<u64> {
+        self.credits.acquire(charge)
+    }
+
+    /// Write `bytes` to the socket as they are: a hand-made frame, possibly malformed (tests of
+    /// the server's handling of hostile input).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<()> {
+        self.stream.write_all(bytes)?;
+        Ok(())
+    }
+
+    /// The next nonce for an encrypted request on this connection.
+    pub fn next_nonce(&mut self, cipher: smb3d_protocol::dialect::Cipher) -> [u8; 16] {
+        self.nonces.next(cipher)
     }
 
     /// Wake anyone waiting for credits; the connection is going away.
@@ -359,7 +402,21 @@ impl Sender {
     }
 }
 
-fn write_all_vectored(stream: &mut TcpStream, bufs: &[std::io::IoSlice<'_>]) -> Result<()> {
+/// Write `bufs` in full, or only their first `cut_after` bytes.
+fn write_all_vectored(
+    stream: &mut TcpStream,
+    bufs: &[std::io::IoSlice<'_>],
+    cut_after: Option<usize>,
+) -> Result<()> {
+    if let Some(limit) = cut_after {
+        let mut left = limit;
+        for b in bufs {
+            let n = left.min(b.len());
+            stream.write_all(&b[..n])?;
+            left -= n;
+        }
+        return Ok(());
+    }
     let total: usize = bufs.iter().map(|b| b.len()).sum();
     let written = stream.write_vectored(bufs)?;
     if written == total {
@@ -430,6 +487,17 @@ impl Receiver {
 
     pub fn set_security(&mut self, s: Security) {
         self.security = s;
+    }
+
+    /// The socket, e.g. to watch for the server closing it.
+    pub fn stream(&self) -> &TcpStream {
+        self.stream.get_ref()
+    }
+
+    /// Bound how long [`Receiver::recv`] waits (None: forever).
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        self.stream.get_ref().set_read_timeout(timeout)?;
+        Ok(())
     }
 
     /// Hand a finished response's buffer back for reuse.

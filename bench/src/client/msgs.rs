@@ -204,9 +204,6 @@ pub fn encode_create(name: &str, a: &CreateArgs, out: &mut Vec<u8>) {
     encode_create_with(name, a, 0, None, out);
 }
 
-/// SMB2_OPLOCK_LEVEL_BATCH (MS-SMB2 2.2.13).
-pub const OPLOCK_BATCH: u8 = 0x09;
-
 /// A durable handle create context (MS-SMB2 2.2.13.2.11/12).
 #[derive(Clone, Copy, Debug)]
 pub enum Durable {
@@ -220,6 +217,12 @@ pub enum Durable {
         file_id: [u8; 16],
         create_guid: [u8; 16],
     },
+}
+
+/// CREATE request asking for an oplock (`oplock_level`, MS-SMB2 2.2.13 RequestedOplockLevel),
+/// no create contexts.
+pub fn encode_create_with_oplock(name: &str, a: &CreateArgs, oplock_level: u8, out: &mut Vec<u8>) {
+    encode_create_with(name, a, oplock_level, None, out);
 }
 
 /// CREATE request asking for `oplock_level`, with at most one durable handle context.
@@ -327,11 +330,45 @@ pub fn decode_create(msg: &[u8]) -> Result<CreateReply> {
     })
 }
 
+/// An oplock break notification (MS-SMB2 2.2.23.1): the level the client must go down to, and
+/// the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OplockBreak {
+    pub oplock_level: u8,
+    pub file_id: [u8; 16],
+}
+
+/// Decodes an oplock break notification, or the server's response to an acknowledgment
+/// (MS-SMB2 2.2.25.1): both have the same 24-byte body.
+pub fn decode_oplock_break(msg: &[u8]) -> Result<OplockBreak> {
+    let mut r = body(msg, 24)?;
+    let oplock_level = r.u8()?;
+    r.skip(5)?;
+    let file_id = r.guid()?;
+    Ok(OplockBreak {
+        oplock_level,
+        file_id,
+    })
+}
+
+/// Oplock break acknowledgment (MS-SMB2 2.2.24.1): the level the client now holds.
+pub fn encode_oplock_break_ack(oplock_level: u8, file_id: &[u8; 16], out: &mut Vec<u8>) {
+    smb3d_protocol::messages::oplock_break::encode(oplock_level, file_id, out);
+}
+
 /// CLOSE request (MS-SMB2 2.2.15).
 pub fn encode_close(file_id: &[u8; 16], out: &mut Vec<u8>) {
     out.put_u16(24);
     out.put_u16(0);
     out.put_u32(0);
+    out.put_bytes(file_id);
+}
+
+/// FLUSH request (MS-SMB2 2.2.17).
+pub fn encode_flush(file_id: &[u8; 16], out: &mut Vec<u8>) {
+    out.put_u16(24);
+    out.put_u16(0); // Reserved1
+    out.put_u32(0); // Reserved2
     out.put_bytes(file_id);
 }
 
@@ -646,6 +683,10 @@ mod tests {
         assert_eq!(m::close::CloseRequest::decode(&v).unwrap().file_id, [5; 16]);
 
         let mut v = msg();
+        encode_flush(&[6; 16], &mut v);
+        assert_eq!(m::flush::decode_request(&v).unwrap(), [6; 16]);
+
+        let mut v = msg();
         encode_read(&[3; 16], 1 << 40, 1 << 20, &mut v);
         let req = m::read::ReadRequest::decode(&v).unwrap();
         assert_eq!(
@@ -668,6 +709,44 @@ mod tests {
         v.extend_from_slice(b"abc");
         let range = decode_read(&v).unwrap();
         assert_eq!(&v[range], b"abc");
+    }
+
+    #[test]
+    fn create_with_oplock_and_break_ack() {
+        use smb3d_protocol::messages::oplock_break::{level, OplockBreakAck};
+        let args = CreateArgs {
+            desired_access: 0x0012_019f,
+            file_attributes: 0x80,
+            share_access: 7,
+            disposition: 5,
+            options: 0x40,
+        };
+        let mut v = msg();
+        encode_create_with_oplock("f.bin", &args, level::BATCH, &mut v);
+        let req = m::create::CreateRequest::decode(&v).unwrap();
+        assert_eq!(req.requested_oplock_level, level::BATCH);
+        assert_eq!(req.name, &string_to_utf16le("f.bin")[..]);
+
+        let mut v = msg();
+        encode_oplock_break_ack(level::II, &[9; 16], &mut v);
+        assert_eq!(
+            OplockBreakAck::decode(&v).unwrap(),
+            OplockBreakAck {
+                oplock_level: level::II,
+                file_id: [9; 16]
+            }
+        );
+        // The server's notification has the same shape.
+        let mut v = msg();
+        smb3d_protocol::messages::oplock_break::encode(level::NONE, &[8; 16], &mut v);
+        assert_eq!(
+            decode_oplock_break(&v).unwrap(),
+            OplockBreak {
+                oplock_level: level::NONE,
+                file_id: [8; 16]
+            }
+        );
+        assert!(decode_oplock_break(&v[..v.len() - 1]).is_err());
     }
 
     #[test]

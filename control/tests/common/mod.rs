@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod smb;
+
 use std::fs;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -63,6 +65,10 @@ pub struct TestServer {
     pub port: u16,
     pub share_dir: PathBuf,
     pub log_path: PathBuf,
+    passdb: PathBuf,
+    extra_args: Vec<String>,
+    env: Vec<(String, String)>,
+    starts: u32,
     _dir: TempDir,
 }
 
@@ -70,28 +76,52 @@ impl TestServer {
     /// Starts the server with `extra_args` appended to `smb3d serve ...` (e.g. `["--signing", "required"]`).
     /// Panics, with the server's log, if it does not come up.
     pub fn start(extra_args: &[&str]) -> TestServer {
-        TestServer::start_with_env(extra_args, &[])
+        TestServer::launch(None, extra_args, &[])
     }
 
     /// As `start`, with these environment variables set for the server (e.g. `SMB3D_LOG`).
     pub fn start_with_env(extra_args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        TestServer::launch(None, extra_args, env)
+    }
+
+    /// Like [`TestServer::start`], sharing `share_dir` (which must exist) instead of a new
+    /// directory.
+    pub fn start_on(share_dir: Option<&Path>, extra_args: &[&str]) -> TestServer {
+        TestServer::launch(share_dir, extra_args, &[])
+    }
+
+    fn launch(share_dir: Option<&Path>, extra_args: &[&str], env: &[(&str, &str)]) -> TestServer {
         let dir = TempDir::new("smb3d-it");
-        let share_dir = dir.path().join("share");
-        fs::create_dir_all(&share_dir).expect("create share dir");
+        let share_dir = match share_dir {
+            Some(d) => d.to_path_buf(),
+            None => {
+                let d = dir.path().join("share");
+                fs::create_dir_all(&d).expect("create share dir");
+                d
+            }
+        };
         let passdb = dir.path().join("passdb");
         add_user(&passdb, USER, PASSWORD);
-
+        let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let mut last_log = String::new();
         for attempt in 0..START_ATTEMPTS {
             let port = pick_free_port();
             let log_path = dir.path().join(format!("server-{attempt}.log"));
-            let mut child = spawn_server(&passdb, &share_dir, port, &log_path, extra_args, env);
+            let mut child = spawn_server(&passdb, &share_dir, port, &log_path, &extra_args, &env);
             if wait_until_listening(&mut child, port) {
                 return TestServer {
                     child,
                     port,
                     share_dir,
                     log_path,
+                    passdb,
+                    extra_args,
+                    env,
+                    starts: attempt + 1,
                     _dir: dir,
                 };
             }
@@ -99,6 +129,67 @@ impl TestServer {
             stop_child(&mut child);
         }
         panic!("smb3d serve did not start after {START_ATTEMPTS} attempts; last log:\n{last_log}");
+    }
+
+    /// The server's (control) process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The worker processes' ids (children of the control process), waiting up to 20 s until
+    /// there are `count`.
+    pub fn worker_pids(&self, count: usize) -> Vec<u32> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let pids = child_pids(self.pid());
+            if pids.len() == count || Instant::now() > deadline {
+                return pids;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `kill -9` the server, then start it again on the same port, share and passdb (a crash and
+    /// a restart). Panics if it does not come back.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // A killed process's listening sockets can outlive it for a moment (io_uring tears its
+        // requests down after the exit): wait until nothing accepts on the port.
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let deadline = Instant::now() + START_TIMEOUT;
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "port {} still accepts after the kill",
+                self.port
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        loop {
+            self.log_path = self
+                .log_path
+                .with_file_name(format!("server-{}.log", self.starts));
+            self.starts += 1;
+            self.child = spawn_server(
+                &self.passdb,
+                &self.share_dir,
+                self.port,
+                &self.log_path,
+                &self.extra_args,
+                &self.env,
+            );
+            if wait_until_listening(&mut self.child, self.port) {
+                return;
+            }
+            stop_child(&mut self.child);
+            assert!(
+                Instant::now() < deadline,
+                "smb3d did not restart on port {}; log:\n{}",
+                self.port,
+                self.log()
+            );
+        }
     }
 
     /// `//127.0.0.1/share` as smbclient wants it.
@@ -117,6 +208,23 @@ impl TestServer {
             panic!("smb3d exited ({status}); log:\n{}", self.log());
         }
     }
+}
+
+/// The children of `pid` (from /proc/PID/task/TID/children).
+pub fn child_pids(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok()),
+        );
+    }
+    out
 }
 
 /// Waits (bounded) until `child` accepts TCP connections on 127.0.0.1:`port`; false if it exited or
@@ -194,8 +302,8 @@ fn spawn_server(
     share_dir: &Path,
     port: u16,
     log_path: &Path,
-    extra_args: &[&str],
-    env: &[(&str, &str)],
+    extra_args: &[String],
+    env: &[(String, String)],
 ) -> Child {
     let log = fs::File::create(log_path).expect("create server log");
     let log_err = log.try_clone().expect("clone log handle");
@@ -208,7 +316,7 @@ fn spawn_server(
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .args(extra_args)
-        .envs(env.iter().copied())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)
@@ -331,5 +439,57 @@ pub fn assert_same_bytes(actual: &[u8], expected: &[u8], what: &str) {
     assert_eq!(actual.len(), expected.len(), "{what}: length differs");
     if let Some(pos) = actual.iter().zip(expected).position(|(a, b)| a != b) {
         panic!("{what}: first difference at byte {pos}");
+    }
+}
+
+/// Log-in settings for the smb3bench client library: the test user, no forced signing or
+/// encryption.
+pub fn client_login() -> smb3bench::client::session::LoginOptions {
+    smb3bench::client::session::LoginOptions {
+        creds: smb3bench::client::ntlm::Credentials {
+            user: USER.into(),
+            domain: String::new(),
+            password: PASSWORD.into(),
+        },
+        sign: false,
+        encrypt: None,
+        signing: smb3d_protocol::dialect::SigningAlgorithm::AesCmac,
+    }
+}
+
+impl TestServer {
+    /// The address and `\\127.0.0.1\share` path for the smb3bench client library.
+    pub fn client_target(&self) -> (SocketAddr, String) {
+        (
+            SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)),
+            format!("\\\\127.0.0.1\\{SHARE_NAME}"),
+        )
+    }
+
+    /// Log in and connect to the share with the smb3bench client library.
+    pub fn client_session(&self) -> smb3bench::client::session::Session {
+        let (addr, unc) = self.client_target();
+        smb3bench::client::session::login(addr, &unc, &client_login())
+            .unwrap_or_else(|e| panic!("log in to smb3d: {e}"))
+    }
+}
+
+impl TestServer {
+    /// Descriptors and memory of the server and its workers once start-up is over (reactors
+    /// finish setting up after the port accepts): measured until the descriptor count has held
+    /// still for half a second.
+    pub fn settled_usage(&self) -> smb3bench::soak::ProcessUsage {
+        let measure =
+            || smb3bench::soak::process_tree_usage(self.pid()).expect("read /proc of the server");
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut last = measure();
+        loop {
+            thread::sleep(Duration::from_millis(500));
+            let now = measure();
+            if now.fds == last.fds || Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
     }
 }

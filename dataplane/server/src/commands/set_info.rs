@@ -25,7 +25,7 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
     let open = ctx.open(FileId::decode(&s.file_id))?;
     super::check_channel_sequence(req, ctx, &open)?;
     match s.info_type {
-        // MS-SMB2 3.3.5.21.1: wait (STATUS_PENDING) while a lease break this causes is acknowledged.
+        // Wait (STATUS_PENDING) while a lease break this causes is acknowledged.
         info_type::FILE => match set_file(ctx, &open, &s) {
             Err(NtStatus::PENDING) => return Ok(Reply::WouldBlock),
             other => other?,

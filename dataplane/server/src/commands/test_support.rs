@@ -170,6 +170,7 @@ pub struct Create<'a> {
     pub options: u32,
     pub attributes: u32,
     pub impersonation: u32,
+    pub oplock: u8,
     pub contexts: Vec<(&'a [u8], &'a [u8])>,
 }
 
@@ -183,6 +184,7 @@ impl<'a> Create<'a> {
             options: 0,
             attributes: 0,
             impersonation: 2,
+            oplock: 0,
             contexts: Vec::new(),
         }
     }
@@ -192,7 +194,7 @@ impl<'a> Create<'a> {
         let mut b = Vec::new();
         b.put_u16(57);
         b.put_u8(0);
-        b.put_u8(0);
+        b.put_u8(self.oplock);
         b.put_u32(self.impersonation);
         b.put_u64(0);
         b.put_u64(0);

@@ -478,11 +478,11 @@ impl FileState {
 
     /// MS-SMB2 3.3.4.7 with MS-FSA 2.1.4.12: the lease breaks a new open causes. A sharing
     /// violation takes handle caching away (the holder may close and so let the open in), any
-    /// other open write caching, an open to delete both; an overwrite everything. Returns whether the open must wait:
-    /// for a break taking away what conflicts, or for a break in flight of a lease it would
-    /// otherwise leave alone. An overwrite beside a lease that caches no writes goes on at once
-    /// (smbtorture smb2.lease.breaking4), unless it has waited already: then it waits for the
-    /// break in flight too (breaking3).
+    /// other open write caching, an open to delete both, an overwrite everything. Returns
+    /// whether the open must wait: for a break taking away what conflicts, or for a break in
+    /// flight of a lease it would otherwise leave alone. An overwrite beside a lease that caches
+    /// no writes goes on at once (smbtorture smb2.lease.breaking4), unless it has waited
+    /// already: then it waits for the break in flight too (breaking3).
     fn break_leases(
         &mut self,
         req: &OplockRequest,
