@@ -245,3 +245,27 @@ impl OpenTable {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_ids_are_unique_and_name_their_worker() {
+        let ids = FileIdAllocator::new(0x1234_5678_9abc_def0, 3);
+        let a = ids.allocate();
+        let b = ids.allocate();
+        assert_ne!(a, b);
+        assert_eq!(a.persistent, a.volatile);
+        assert_eq!((file_id_owner(a), file_id_owner(b)), (3, 3));
+        assert_ne!(a, FileId::RELATED);
+        // The counter wraps below the owner bits and skips 0.
+        let wrapping = FileIdAllocator::new(0, 5);
+        wrapping.next.store(FILE_ID_COUNTER_MASK, Ordering::Relaxed);
+        let last = wrapping.allocate();
+        let first = wrapping.allocate();
+        assert_eq!(last.persistent & FILE_ID_COUNTER_MASK, FILE_ID_COUNTER_MASK);
+        assert_eq!(first.persistent & FILE_ID_COUNTER_MASK, 1);
+        assert_eq!(file_id_owner(first), 5);
+    }
+}

@@ -368,6 +368,19 @@ fn reconnect(
         name: &name,
     };
     let share = ctx.tree.share.clone();
+    if let Some(handoff) = ctx.server.handoff.as_ref() {
+        let owner = crate::open::file_id_owner(file_id);
+        if owner != handoff.worker {
+            // The client's ClientGuid should have brought it to the owner; only persistent
+            // handles kept outside the process could be reclaimed here.
+            tracing::info!(
+                file_id = file_id.persistent,
+                owner,
+                "durable reconnect names an open of another worker"
+            );
+            return Err(NtStatus::OBJECT_NAME_NOT_FOUND);
+        }
+    }
     let d = ctx.server.durable.reclaim(file_id.persistent, &|d| {
         if !Arc::ptr_eq(&d.share, &share) || d.open.file_id != file_id {
             return Err(NtStatus::OBJECT_NAME_NOT_FOUND);
