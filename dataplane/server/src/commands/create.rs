@@ -77,12 +77,6 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
         _ => None,
     };
     if let Some(guid) = create_guid {
-        let replaying = req.header.flags & header_flags::REPLAY_OPERATION != 0;
-        // The original of this replay still waits: Samba's answer (Windows answers
-        // ACCESS_DENIED; smbtorture smb2.replay.dhv2-pending*-sane).
-        if replaying && !ctx.resuming && ctx.session.is_create_parked(guid) {
-            return Err(NtStatus::FILE_NOT_AVAILABLE);
-        }
         if let Some(reply) = replay(req, &r, &contexts, guid, ctx)? {
             return Ok(reply);
         }
@@ -285,7 +279,8 @@ fn durable_response(grant: &DurableGrant) -> (&'static [u8], [u8; 8]) {
 
 /// MS-SMB2 3.3.5.9.10: a DH2Q naming the CreateGuid of an open this client already has is a
 /// replay of that CREATE when flagged SMB2_FLAGS_REPLAY_OPERATION (the open is answered again
-/// instead of opening the file a second time), and DUPLICATE_OBJECTID otherwise. As Windows
+/// instead of opening the file a second time), and DUPLICATE_OBJECTID otherwise; a replay of a
+/// CREATE still parked is FILE_NOT_AVAILABLE. As Windows
 /// answers a replay (smbtorture smb2.replay.replay-dhv2-*): a leased open reports its lease as
 /// it is now, to a replay with the same lease key; an oplock open the oplock level the replay
 /// asks for, up to the one held, with the durable context only when that level is batch; a
@@ -304,10 +299,16 @@ fn replay(
         .opens
         .find(|o| with_guid(o) && o.is_replay_eligible())
         .or_else(|| ctx.session.opens.find(with_guid));
+    let replaying = req.header.flags & header_flags::REPLAY_OPERATION != 0;
+    // The original of this replay still waits: Samba's answer (Windows answers ACCESS_DENIED;
+    // smbtorture smb2.replay.dhv2-pending*-sane).
+    if replaying && !ctx.resuming && ctx.session.is_create_parked(create_guid) {
+        return Err(NtStatus::FILE_NOT_AVAILABLE);
+    }
     let Some(open) = found else {
         return Ok(None);
     };
-    if req.header.flags & header_flags::REPLAY_OPERATION == 0 || open.tree_id() != ctx.tree.id {
+    if !replaying || open.tree_id() != ctx.tree.id {
         return Err(NtStatus::DUPLICATE_OBJECTID);
     }
     // An open used since is not the outcome of the CREATE being replayed: open anew.
