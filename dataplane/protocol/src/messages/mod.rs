@@ -4,6 +4,7 @@
 
 pub mod close;
 pub mod create;
+pub mod durable_handle;
 pub mod echo;
 pub mod error;
 pub mod flush;
