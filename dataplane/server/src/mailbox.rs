@@ -27,12 +27,13 @@ pub enum ReactorMsg {
     Send { to: ConnHandle, frame: Vec<u8> },
     /// Re-run the connection's parked requests now.
     Kick { to: ConnHandle },
-    /// Send an oplock break and watch that the client's TCP stack acknowledges it; if it does
-    /// not in time, the channel is dead and the break goes to the session's next channel.
+    /// Send an oplock or lease break and watch that the client's TCP stack acknowledges it; if
+    /// it does not in time, the channel is dead and the break goes to the next channel `route`
+    /// names.
     Break {
         to: ConnHandle,
         frame: Vec<u8>,
-        session: std::sync::Weak<crate::session::Session>,
+        route: crate::oplock::BreakRoute,
     },
     /// Take over a connection another worker process handed to this one.
     Adopt {

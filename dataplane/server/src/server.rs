@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use smb3d_protocol::auth::UserLookup;
 
-use crate::mailbox::{Mailbox, ReactorMsg};
+use crate::mailbox::{ConnHandle, Mailbox, ReactorMsg};
 use crate::session::Session;
 use crate::share::{Requirement, Share};
 use crate::storage::file_table::FileTable;
@@ -28,7 +28,7 @@ pub struct ServerConfig {
     /// addresses a client can reach us on (an unspecified address stands for all of its family).
     pub listen: Vec<std::net::SocketAddr>,
     /// Which channel an oplock break goes to, and whether it is sent again on another channel
-    /// when the first one turns out dead.
+    /// when the first one turns out dead (lease breaks: the oldest first, always sent again).
     pub break_retry: BreakRetry,
     /// Accept smbtorture's FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT (tests only).
     pub enable_test_fsctl: bool,
@@ -128,6 +128,44 @@ impl SessionTable {
     }
 }
 
+/// The connections of each client, by ClientGuid, oldest first: where lease breaks go (MS-SMB2
+/// 3.3.4.7: any connection of the client, whatever session opened the file).
+#[derive(Debug, Default)]
+pub struct ClientTable {
+    connections: Mutex<HashMap<[u8; 16], Vec<ConnHandle>>>,
+}
+
+impl ClientTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 16], Vec<ConnHandle>>> {
+        self.connections.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Record a connection of the client `guid` (after its NEGOTIATE).
+    pub fn add(&self, guid: [u8; 16], conn: ConnHandle) {
+        let mut map = self.lock();
+        let list = map.entry(guid).or_default();
+        if !list.contains(&conn) {
+            list.push(conn);
+        }
+    }
+
+    /// Forget a connection (closed, or declared dead).
+    pub fn remove(&self, guid: &[u8; 16], conn: ConnHandle) {
+        let mut map = self.lock();
+        if let Some(list) = map.get_mut(guid) {
+            list.retain(|c| *c != conn);
+            if list.is_empty() {
+                map.remove(guid);
+            }
+        }
+    }
+
+    /// The client's connections, oldest first.
+    pub fn connections(&self, guid: &[u8; 16]) -> Vec<ConnHandle> {
+        self.lock().get(guid).cloned().unwrap_or_default()
+    }
+}
+
 pub struct ServerState {
     pub config: ServerConfig,
     pub shares: Vec<Arc<Share>>,
@@ -142,6 +180,8 @@ pub struct ServerState {
     /// With several worker processes: this worker's index and every worker's inbox.
     pub handoff: Option<crate::handoff::Handoff>,
     pub break_stats: BreakStats,
+    /// Every client's connections, for lease breaks.
+    pub clients: ClientTable,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -171,6 +211,7 @@ impl ServerState {
             mailboxes: OnceLock::new(),
             handoff: None,
             break_stats: BreakStats::default(),
+            clients: ClientTable::default(),
         }
     }
 

@@ -9,6 +9,7 @@ pub mod echo;
 pub mod error;
 pub mod flush;
 pub mod ioctl;
+pub mod lease;
 pub mod lock;
 pub mod negotiate;
 pub mod oplock_break;

@@ -3,12 +3,14 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
+use smb3d_protocol::dialect::Dialect;
 use smb3d_protocol::info::ea::{self as ea_info, FullEa};
 use smb3d_protocol::messages::create::CreateContext;
 use smb3d_protocol::messages::create::{
     action, context_name, disposition, find_context, mxac_response, options, parse_contexts,
     qfid_response, CreateRequest, CreateResponse, MAX_IMPERSONATION_LEVEL,
 };
+use smb3d_protocol::messages::lease::LeaseContext;
 use smb3d_protocol::messages::oplock_break;
 use smb3d_protocol::NtStatus;
 
@@ -16,7 +18,8 @@ use super::{Reply, Request, TreeCtx};
 use crate::open::{Open, OpenState};
 use crate::storage::ea;
 use crate::storage::file_table::{
-    access, BreakNotice, BreakTarget, FileKey, OplockRequest, Registration,
+    access, BreakNotice, BreakTarget, FileKey, LeaseAsk, LeaseId, OplockRequest, Registration,
+    LEASE_STAT_ACCESS, STAT_ACCESS,
 };
 use crate::storage::metadata::{self, attr, stat_fd, FileMetadata};
 use crate::storage::path::{self, SharePath};
@@ -69,6 +72,7 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
         .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
 
     let eas = requested_eas(&contexts)?;
+    let lease = requested_lease(&r, &contexts, ctx)?;
 
     // The file id comes first: an oplock granted below must name it in a later break.
     let file_id = ctx.session.opens.allocate_id();
@@ -84,6 +88,10 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
         ),
         stat_open: false,
         waiter: Some(ctx.conn),
+        lease,
+        lease_stat_open: false,
+        retry: ctx.resuming,
+        delete_on_close: r.create_options & options::DELETE_ON_CLOSE != 0,
     };
     let mut adm = Admission {
         share_max: max_access,
@@ -103,6 +111,7 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
     ctx.server.files.apply_change_time_of(&mut meta);
 
     let oplock_level = opened.registration.oplock_level;
+    let registration_lease = opened.registration.lease;
     let open = Arc::new(Open {
         file_id,
         tree_id: ctx.tree.id,
@@ -124,7 +133,12 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
 
     let mxac;
     let qfid;
+    let mut lease_data = Vec::new();
     let mut out_contexts: Vec<(&[u8], &[u8])> = Vec::new();
+    if let Some(grant) = &registration_lease {
+        grant.encode(&mut lease_data);
+        out_contexts.push((context_name::RQLS, &lease_data));
+    }
     if find_context(&contexts, context_name::MXAC).is_some() {
         mxac = mxac_response(NtStatus::SUCCESS, opened.maximal);
         out_contexts.push((context_name::MXAC, &mxac));
@@ -149,13 +163,31 @@ struct Admission {
     notices: Vec<BreakNotice>,
 }
 
-/// The access of a "stat open", which breaks no oplock: attributes and SYNCHRONIZE only
-/// (as Windows and Samba treat it; smbtorture smb2.oplock.statopen1).
-const STAT_ACCESS: u32 =
-    access::FILE_READ_ATTRIBUTES | access::FILE_WRITE_ATTRIBUTES | access::SYNCHRONIZE;
+/// The lease the client asks for (MS-SMB2 3.3.5.9.8, 3.3.5.9.11): level LEASE with an RqLs
+/// context, on 2.1 or later (v2 contexts from 3.0 on). Without the context the open gets no
+/// oplock at all.
+fn requested_lease(
+    r: &CreateRequest,
+    contexts: &[CreateContext],
+    ctx: &TreeCtx,
+) -> Result<Option<LeaseAsk>, NtStatus> {
+    if r.requested_oplock_level != oplock_break::level::LEASE || ctx.dialect < Dialect::Smb210 {
+        return Ok(None);
+    }
+    let Some(c) = find_context(contexts, context_name::RQLS) else {
+        return Ok(None);
+    };
+    let context = LeaseContext::decode(c.data, ctx.dialect.is_smb3())?;
+    Ok(Some(LeaseAsk {
+        id: LeaseId {
+            client_guid: ctx.client_guid,
+            key: context.key,
+        },
+        context,
+    }))
+}
 
-/// The oplock the client asks for. A lease request (level LEASE with RqLs) is answered without
-/// a lease until leases exist, i.e. with no oplock.
+/// The oplock the client asks for (LEASE is answered through [`requested_lease`]).
 fn requested_oplock(r: &CreateRequest) -> u8 {
     use oplock_break::level;
     match r.requested_oplock_level {
@@ -404,6 +436,9 @@ fn open_existing(
             adm.oplock.level
         },
         stat_open: granted & !STAT_ACCESS == 0,
+        lease_stat_open: granted & !LEASE_STAT_ACCESS == 0,
+        // Directory leases are not offered (SMB2_GLOBAL_CAP_DIRECTORY_LEASING is not set).
+        lease: adm.oplock.lease.filter(|_| !meta.is_directory),
         ..adm.oplock.clone()
     };
     let registration = ctx.server.files.register(
@@ -571,6 +606,7 @@ fn create_new(
             } else {
                 adm.oplock.level
             },
+            lease: adm.oplock.lease.filter(|_| !is_directory),
             ..adm.oplock.clone()
         },
         &mut adm.notices,

@@ -762,3 +762,73 @@ fn locks_per_file_are_bounded() {
             .unwrap(),
     );
 }
+
+/// A CREATE asking for lease `state` under `key` (RqLs v2).
+fn lease_create<'a>(name: &'a str, data: &'a [u8]) -> Create<'a> {
+    let mut c = Create::new(name, disposition::OPEN_IF);
+    c.oplock = smb3d_protocol::messages::oplock_break::level::LEASE;
+    c.contexts = vec![(b"RqLs", data)];
+    c
+}
+
+fn lease_data(key: u8, state: u32) -> Vec<u8> {
+    let mut data = Vec::new();
+    smb3d_protocol::messages::lease::LeaseContext {
+        key: [key; 16],
+        state,
+        flags: 0,
+        version: 2,
+        parent_key: [0; 16],
+        epoch: 4,
+    }
+    .encode(&mut data);
+    data
+}
+
+#[test]
+fn create_answers_lease_requests() {
+    use smb3d_protocol::messages::lease::{state, LeaseBreakAck, LeaseContext};
+    use smb3d_protocol::messages::oplock_break::level;
+    let mut env = TestEnv::new();
+    let rwh = lease_data(1, state::ALL);
+    let (resp, ctx) = create_response(
+        env.run(create::handle, CREATE, &lease_create("l.txt", &rwh).body())
+            .unwrap(),
+    );
+    assert_eq!(resp.oplock_level, level::LEASE);
+    let contexts = parse_contexts(&ctx).unwrap();
+    let rqls = contexts.iter().find(|c| c.name == b"RqLs").unwrap();
+    let grant = LeaseContext::decode(rqls.data, true).unwrap();
+    assert_eq!(
+        (grant.key, grant.state, grant.epoch),
+        ([1; 16], state::ALL, 5)
+    );
+
+    // The same key on another file is refused.
+    let err = open(&mut env, &lease_create("other.txt", &rwh)).unwrap_err();
+    assert_eq!(err, NtStatus::INVALID_PARAMETER);
+
+    // Directories get no lease (directory leasing is not offered).
+    std::fs::create_dir(env.dir.join("d")).unwrap();
+    let dir_lease = lease_data(2, state::READ | state::HANDLE);
+    let (resp, ctx) = create_response(
+        env.run(
+            create::handle,
+            CREATE,
+            &lease_create("d", &dir_lease).body(),
+        )
+        .unwrap(),
+    );
+    assert_eq!(resp.oplock_level, level::NONE);
+    assert!(parse_contexts(&ctx).unwrap().is_empty());
+
+    // An acknowledgment with no break in flight.
+    let mut ack = Vec::new();
+    LeaseBreakAck {
+        key: [1; 16],
+        state: state::READ,
+    }
+    .encode(&mut ack);
+    let err = env.run(super::oplock_break::handle, 18, &ack).unwrap_err();
+    assert_eq!(err, NtStatus::UNSUCCESSFUL);
+}

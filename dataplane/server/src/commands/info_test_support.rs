@@ -152,6 +152,8 @@ impl Fixture {
                 slot: 0,
                 gen: 1,
             },
+            client_guid: [0; 16],
+            resuming: false,
         };
         match handler(&req, &mut ctx)? {
             Reply::Body { status, body } => Ok((status, body)),

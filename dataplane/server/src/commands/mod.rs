@@ -60,6 +60,10 @@ pub struct TreeCtx<'a> {
     pub compound_file_id: &'a mut Option<FileId>,
     /// The connection the request came on: to nudge when a request it parks can go on.
     pub conn: crate::mailbox::ConnHandle,
+    /// The ClientGuid the connection negotiated: leases belong to the client.
+    pub client_guid: [u8; 16],
+    /// The request ran before and was parked (STATUS_PENDING); this is a retry.
+    pub resuming: bool,
 }
 
 impl TreeCtx<'_> {

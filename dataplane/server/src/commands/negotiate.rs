@@ -97,7 +97,8 @@ pub fn handle(
 
     let mut caps = 0;
     if dialect >= Dialect::Smb210 {
-        caps |= capabilities::LARGE_MTU;
+        // MS-SMB2 3.3.5.4: leases from 2.1 on (directory leases are not offered).
+        caps |= capabilities::LARGE_MTU | capabilities::LEASING;
     }
     if dialect.is_smb3() && server.config.multichannel {
         caps |= capabilities::MULTI_CHANNEL;

@@ -24,7 +24,11 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
     let s = SetInfoRequest::decode(req.msg)?;
     let open = ctx.open(FileId::decode(&s.file_id))?;
     match s.info_type {
-        info_type::FILE => set_file(ctx, &open, &s)?,
+        // Wait (STATUS_PENDING) while a lease break this causes is acknowledged.
+        info_type::FILE => match set_file(ctx, &open, &s) {
+            Err(NtStatus::PENDING) => return Ok(Reply::WouldBlock),
+            other => other?,
+        },
         info_type::SECURITY => set_security(&open, &s)?,
         // Volume labels, quota and filesystem control settings are not supported.
         info_type::FILESYSTEM | info_type::QUOTA => return Err(NtStatus::NOT_SUPPORTED),
@@ -80,7 +84,15 @@ fn set_file(ctx: &TreeCtx, open: &Open, s: &SetInfoRequest) -> Result<(), NtStat
             set_disposition_ex(ctx, open, fi::DispositionInformationEx::decode(b)?.flags)
         }
         class::RENAME => {
-            let r = rename(ctx, open, &fi::RenameInformation::decode(b)?);
+            let info = fi::RenameInformation::decode(b)?;
+            let mut notices = Vec::new();
+            let settled = ctx
+                .server
+                .files
+                .break_handle_caching(open, ctx.conn, &mut notices);
+            crate::oplock::send_breaks(ctx.server, notices);
+            settled?;
+            let r = rename(ctx, open, &info);
             note_change(ctx, open, r)
         }
         class::POSITION => set_position(open, fi::PositionInformation::decode(b)?),

@@ -93,6 +93,8 @@ impl TestEnv {
                 slot: 0,
                 gen: 1,
             },
+            client_guid: CLIENT_GUID,
+            resuming: false,
         }
     }
 
@@ -138,10 +140,16 @@ impl TestEnv {
                 slot: 0,
                 gen: 1,
             },
+            client_guid: OTHER_CLIENT_GUID,
+            resuming: false,
         };
         handler(&req, &mut ctx)
     }
 }
+
+/// The ClientGuid of the env's own session, and of the sessions `run_as` acts as.
+pub const CLIENT_GUID: [u8; 16] = [0xC1; 16];
+pub const OTHER_CLIENT_GUID: [u8; 16] = [0xC2; 16];
 
 pub fn message(command: u16, body: &[u8]) -> Vec<u8> {
     let mut m = vec![0u8; HEADER_BYTES];
@@ -162,6 +170,7 @@ pub struct Create<'a> {
     pub options: u32,
     pub attributes: u32,
     pub impersonation: u32,
+    pub oplock: u8,
     pub contexts: Vec<(&'a [u8], &'a [u8])>,
 }
 
@@ -175,6 +184,7 @@ impl<'a> Create<'a> {
             options: 0,
             attributes: 0,
             impersonation: 2,
+            oplock: 0,
             contexts: Vec::new(),
         }
     }
@@ -184,7 +194,7 @@ impl<'a> Create<'a> {
         let mut b = Vec::new();
         b.put_u16(57);
         b.put_u8(0);
-        b.put_u8(0);
+        b.put_u8(self.oplock);
         b.put_u32(self.impersonation);
         b.put_u64(0);
         b.put_u64(0);

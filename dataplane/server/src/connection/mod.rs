@@ -786,6 +786,8 @@ impl Connection {
                 .unwrap_or(smb3d_protocol::dialect::Dialect::Smb202),
             compound_file_id: file_id,
             conn: self.handle,
+            client_guid: self.info.client_guid,
+            resuming,
         };
         let Some(command) = Command::from_u16(hdr.command) else {
             return Err(NtStatus::INVALID_PARAMETER);
@@ -991,6 +993,10 @@ impl Connection {
                 let start = fb.begin(&rsp);
                 resp.encode(fb.buf());
                 fb.end(start, None);
+                if self.info.dialect >= Some(smb3d_protocol::dialect::Dialect::Smb210) {
+                    // Lease breaks find the client's connections here (MS-SMB2 3.3.4.7).
+                    self.server.clients.add(self.info.client_guid, self.handle);
+                }
                 if self.info.dialect == Some(smb3d_protocol::dialect::Dialect::Smb311) {
                     // MS-SMB2 3.3.5.4: the preauth hash covers the request and the response.
                     self.info.preauth.update(msg);
@@ -1184,6 +1190,9 @@ impl Connection {
 
     /// Close everything this connection holds (the reactor calls this when the socket closes).
     pub fn teardown(&mut self) {
+        self.server
+            .clients
+            .remove(&self.info.client_guid, self.handle);
         // A session ends with its last channel; while others live, it stays.
         for (_, channel) in self.channels.drain() {
             let session = channel.session;

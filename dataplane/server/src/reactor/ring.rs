@@ -68,7 +68,7 @@ struct Conn {
     /// Bytes queued for sending, and bytes the kernel took, since the connection began.
     queued_bytes: u64,
     written_bytes: u64,
-    /// Oplock breaks sent here whose bytes the peer has not acknowledged yet.
+    /// Oplock and lease breaks sent here whose bytes the peer has not acknowledged yet.
     unacked_breaks: Vec<TrackedBreak>,
     /// How far the peer had acknowledged the stream at the last break check, and since when
     /// (a channel still draining a backlog keeps acknowledging: it is slow, not dead).
@@ -76,11 +76,11 @@ struct Conn {
     acked_progress_at: std::time::Instant,
 }
 
-/// An oplock break in flight on a connection, watched until the peer's TCP stack acknowledges
+/// An oplock or lease break in flight on a connection, watched until the peer's TCP stack acks
 /// it (MS-SMB2 leaves detecting a dead channel to the server; this follows FIELD-NOTES).
 struct TrackedBreak {
     frame: Vec<u8>,
-    session: std::sync::Weak<crate::session::Session>,
+    route: crate::oplock::BreakRoute,
     /// Stream position just after the break's last byte.
     end: u64,
     queued_at: std::time::Instant,
@@ -98,7 +98,7 @@ struct TrackedBreak {
 const DEAD_CHANNEL_RTOS: u32 = 3;
 
 /// Forget breaks the peer's TCP stack has acknowledged; declare the channel dead when one has
-/// waited too long, and send its breaks again on the session's next channel.
+/// waited too long, and send its breaks again on the next channel (`oplock::redeliver`).
 fn check_breaks(c: &mut Conn, server: &ServerState) {
     let fd = c.fd.as_raw_fd();
     // smbtorture's FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT: this connection acknowledges nothing.
@@ -127,7 +127,7 @@ fn check_breaks(c: &mut Conn, server: &ServerState) {
     else {
         return;
     };
-    warn!(peer = %c.conn.peer, silent_ms = now.duration_since(silent_since(b)).as_millis() as u64, "oplock break not acknowledged: channel declared dead");
+    warn!(peer = %c.conn.peer, silent_ms = now.duration_since(silent_since(b)).as_millis() as u64, "break not acknowledged: channel declared dead");
     server
         .break_stats
         .channels_declared_dead
@@ -135,9 +135,7 @@ fn check_breaks(c: &mut Conn, server: &ServerState) {
     c.closing = true;
     let _ = nix::sys::socket::shutdown(fd, nix::sys::socket::Shutdown::Both);
     for b in std::mem::take(&mut c.unacked_breaks) {
-        if let Some(session) = b.session.upgrade() {
-            crate::oplock::redeliver(server, &session, b.frame, c.conn.handle);
-        }
+        crate::oplock::redeliver(server, &b.route, b.frame, c.conn.handle);
     }
 }
 
@@ -420,13 +418,13 @@ pub fn run(
                         }
                         match msg {
                             ReactorMsg::Send { frame, .. } => enqueue(c, [frame]),
-                            ReactorMsg::Break { frame, session, .. } => {
+                            ReactorMsg::Break { frame, route, .. } => {
                                 let end = c.queued_bytes + frame.len() as u64;
                                 let silence_limit =
                                     tcp::dead_after(tcp::rto(c.fd.as_raw_fd()), DEAD_CHANNEL_RTOS);
                                 c.unacked_breaks.push(TrackedBreak {
                                     frame: frame.clone(),
-                                    session,
+                                    route,
                                     end,
                                     queued_at: std::time::Instant::now(),
                                     silence_limit,

@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
+use smb3d_protocol::messages::lease::{self as lease_msg, state as caching, LeaseContext};
+use smb3d_protocol::messages::lease::{LeaseBreakNotification, NOTIFY_ACK_REQUIRED};
 use smb3d_protocol::NtStatus;
 
 use super::metadata::{attr, stat_fd, FileMetadata};
@@ -95,6 +97,113 @@ struct OpenRecord {
     oplock: u8,
     /// Where to send a break of that oplock.
     holder: Option<BreakTarget>,
+    /// The lease this open shares with the client's other opens under the same key.
+    lease: Option<LeaseId>,
+}
+
+/// The access of a "stat open", which breaks no oplock: attributes and SYNCHRONIZE only
+/// (as Windows and Samba treat it; smbtorture smb2.oplock.statopen1).
+pub const STAT_ACCESS: u32 =
+    access::FILE_READ_ATTRIBUTES | access::FILE_WRITE_ATTRIBUTES | access::SYNCHRONIZE;
+
+/// An open with no more access than this breaks no lease (Samba's and Windows' "lease stat
+/// open": a stat open may also read the security descriptor; smbtorture smb2.lease.statopen).
+pub const LEASE_STAT_ACCESS: u32 = STAT_ACCESS | access::READ_CONTROL;
+
+/// A lease's identity: the client and the key it chose (MS-SMB2 3.3.1.4: the LeaseTable of a
+/// ClientGuid, indexed by LeaseKey). Not tied to any connection or session, so a lease outlives
+/// the connection that asked for it while its opens live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LeaseId {
+    pub client_guid: [u8; 16],
+    pub key: [u8; 16],
+}
+
+/// A lease a CREATE asks for: who, and the request context (state, version, epoch, parent).
+#[derive(Clone, Copy, Debug)]
+pub struct LeaseAsk {
+    pub id: LeaseId,
+    pub context: LeaseContext,
+}
+
+/// One lease on a file (MS-SMB2 3.3.1.13 Lease), shared by every open of its client with its key.
+#[derive(Debug)]
+struct Lease {
+    id: LeaseId,
+    /// Lease.LeaseState: R, H, W bits.
+    state: u32,
+    /// Lease.Breaking: a break sent and not acknowledged yet.
+    breaking: Option<LeaseBreaking>,
+    /// Lease.Epoch (v2 leases; 0 for v1).
+    epoch: u16,
+    /// Lease.Version: 1 or 2, fixed when the lease is created; every response about the
+    /// lease uses its layout, whatever version later requests use (smbtorture
+    /// smb2.lease.v2_epoch2).
+    version: u8,
+    /// Lease.ParentLeaseKey (v2), with the flag saying the client set one.
+    parent_key: Option<[u8; 16]>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct LeaseBreaking {
+    /// The state the notification named (Lease.BreakToLeaseState): an acknowledgment may not
+    /// keep more.
+    to: u32,
+    /// What later conflicts need, never more than `to`: if the acknowledgment keeps more, the
+    /// next break follows at once.
+    required: u32,
+    deadline: Instant,
+}
+
+impl Lease {
+    /// Send a break of this lease to `to` (MS-SMB2 3.3.4.7). Breaks that take away H or W wait for
+    /// the client's acknowledgment; an R-only lease is broken at once. A v2 lease moves to the
+    /// next epoch with every break a conflict starts (`new_epoch`), not with the next step of
+    /// a break already under way (as Windows numbers them; smbtorture smb2.lease.v2_breaking3).
+    fn start_break(&mut self, to: u32, new_epoch: bool, notices: &mut Vec<BreakNotice>) {
+        let ack_required = self.state & (caching::HANDLE | caching::WRITE) != 0;
+        if self.version == 2 && new_epoch {
+            self.epoch = self.epoch.wrapping_add(1);
+        }
+        notices.push(BreakNotice::Lease {
+            client_guid: self.id.client_guid,
+            notification: LeaseBreakNotification {
+                new_epoch: self.epoch,
+                flags: if ack_required { NOTIFY_ACK_REQUIRED } else { 0 },
+                key: self.id.key,
+                current_state: self.state,
+                new_state: to,
+            },
+        });
+        if ack_required {
+            self.breaking = Some(LeaseBreaking {
+                to,
+                required: to,
+                deadline: Instant::now() + OPLOCK_BREAK_TIMEOUT,
+            });
+        } else {
+            self.state = to;
+        }
+    }
+
+    /// The lease context a CREATE response reports (MS-SMB2 2.2.14.2.10/2.2.14.2.11).
+    fn grant(&self) -> LeaseContext {
+        let mut flags = 0;
+        if self.breaking.is_some() {
+            flags |= lease_msg::flags::BREAK_IN_PROGRESS;
+        }
+        if self.parent_key.is_some() {
+            flags |= lease_msg::flags::PARENT_LEASE_KEY_SET;
+        }
+        LeaseContext {
+            key: self.id.key,
+            state: self.state,
+            flags,
+            version: self.version,
+            parent_key: self.parent_key.unwrap_or([0; 16]),
+            epoch: self.epoch,
+        }
+    }
 }
 
 /// How long an open waits for an oplock break acknowledgment before the oplock is considered
@@ -108,11 +217,18 @@ pub struct BreakTarget {
     pub file_id: FileId,
 }
 
-/// An oplock break notification to send.
+/// A break notification to send: the outcome of a conflict, decided under the file's lock and
+/// sent after it is released (`oplock::send_breaks`). A lease break names only the client, so it
+/// can go to any of the client's channels (and could be forwarded to another process as is).
 #[derive(Clone, Debug)]
-pub struct BreakNotice {
-    pub target: BreakTarget,
-    pub level: u8,
+pub enum BreakNotice {
+    /// An oplock break for one open (MS-SMB2 2.2.23.1), sent to the open's session.
+    Oplock { target: BreakTarget, level: u8 },
+    /// A lease break (MS-SMB2 2.2.23.2), sent to any channel of the client.
+    Lease {
+        client_guid: [u8; 16],
+        notification: LeaseBreakNotification,
+    },
 }
 
 /// What a new open asks of the file's oplock state (MS-SMB2 3.3.5.9, MS-FSA 2.1.5.17).
@@ -128,6 +244,15 @@ pub struct OplockRequest {
     pub stat_open: bool,
     /// The connection to nudge when a break this open waits for completes.
     pub waiter: Option<ConnHandle>,
+    /// A lease request (with `level` LEASE); `None` for oplock opens and directories.
+    pub lease: Option<LeaseAsk>,
+    /// The open breaks no lease (only attributes, SYNCHRONIZE and READ_CONTROL asked for).
+    pub lease_stat_open: bool,
+    /// The open waited before: it now also waits for breaks in flight of leases it needs
+    /// broken further (smbtorture smb2.lease.breaking3).
+    pub retry: bool,
+    /// FILE_DELETE_ON_CLOSE: the file is about to go, so other leases lose handle caching.
+    pub delete_on_close: bool,
 }
 
 impl OplockRequest {
@@ -139,6 +264,10 @@ impl OplockRequest {
             overwrite: false,
             stat_open: false,
             waiter: None,
+            lease: None,
+            lease_stat_open: false,
+            retry: false,
+            delete_on_close: false,
         }
     }
 }
@@ -176,6 +305,8 @@ struct FileState {
     pending_break: Option<PendingBreak>,
     /// Connections with requests waiting for that break (bounded: one per parked request).
     waiters: Vec<ConnHandle>,
+    /// The leases of the file's opens, one per (client, key).
+    leases: Vec<Lease>,
 }
 
 /// Waiters one file keeps at most; a full list still works, later waiters find out on the tick.
@@ -219,23 +350,37 @@ impl FileState {
     /// lock) breaks every level II oplock on the file to NONE, the caller's own included (the
     /// client's cache of the data is stale either way; Windows and Samba send this "self
     /// break" too, smbtorture smb2.oplock.batch1/brl1). Level II breaks need no acknowledgment.
-    fn break_level2(&mut self) -> Vec<BreakNotice> {
+    /// Read leases of other clients or keys break to none as well, the writer's own lease is
+    /// kept (smbtorture smb2.lease.nobreakself); one that also caches handles is acknowledged,
+    /// but nobody waits for it.
+    fn break_level2(&mut self, writer_lease: Option<LeaseId>) -> Vec<BreakNotice> {
         let mut notices = Vec::new();
         for o in self.opens.iter_mut().filter(|o| o.oplock == level::II) {
             o.oplock = level::NONE;
             if let Some(target) = o.holder.clone() {
-                notices.push(BreakNotice {
+                notices.push(BreakNotice::Oplock {
                     target,
                     level: level::NONE,
                 });
+            }
+        }
+        for lease in self.leases.iter_mut() {
+            let others = Some(lease.id) != writer_lease;
+            let reads = lease.state & caching::READ != 0;
+            if others && reads && lease.breaking.is_none() {
+                lease.start_break(caching::NONE, true, &mut notices);
             }
         }
         notices
     }
 
     /// The level a new open gets once no break is needed (MS-SMB2 3.3.5.9.8 with MS-FSA
-    /// 2.1.5.17.2): exclusive/batch only alone on the file, level II beside level II/none.
+    /// 2.1.5.17.2): exclusive/batch only alone on the file, level II beside level II/none, and
+    /// nothing beside a lease that caches handles.
     fn grantable(&self, requested: u8) -> u8 {
+        if self.leases.iter().any(|l| l.state & caching::HANDLE != 0) {
+            return level::NONE;
+        }
         match requested {
             level::BATCH | level::EXCLUSIVE if self.opens.is_empty() => requested,
             level::BATCH | level::EXCLUSIVE | level::II
@@ -245,6 +390,148 @@ impl FileState {
             }
             _ => level::NONE,
         }
+    }
+
+    /// The lease state a request may have beside the file's other opens (MS-SMB2 3.3.5.9.8,
+    /// as Windows grants: R, RH, RW, RWH; W or H without R is nothing). W only when no other
+    /// open could see the data (other opens of this lease and stat opens aside), H not beside
+    /// an oplock, and neither R nor H on a file with byte-range locks.
+    fn lease_grantable(&self, ask: &LeaseAsk) -> u32 {
+        let requested = ask.context.state & caching::ALL;
+        if requested & caching::READ == 0 {
+            return caching::NONE;
+        }
+        let mut granted = requested;
+        let mut others = self.opens.iter().filter(|o| o.lease != Some(ask.id));
+        if others
+            .clone()
+            .any(|o| o.access & !STAT_ACCESS != 0 || o.oplock != level::NONE || o.lease.is_some())
+        {
+            granted &= !caching::WRITE;
+        }
+        if others.any(|o| o.oplock != level::NONE) {
+            granted &= !caching::HANDLE;
+        }
+        if !self.locks.is_empty() {
+            granted &= !(caching::READ | caching::HANDLE);
+        }
+        granted
+    }
+
+    /// Give the new open its lease: the existing one of its (client, key) — upgraded when the
+    /// request is a strict superset the file allows and no break is in flight (MS-SMB2
+    /// 3.3.5.9.8; smbtorture smb2.lease.upgrade) — or a new one. Returns the response context.
+    fn take_lease(&mut self, ask: &LeaseAsk) -> LeaseContext {
+        let granted = self.lease_grantable(ask);
+        let requested = ask.context.state & caching::ALL;
+        if let Some(lease) = self.leases.iter_mut().find(|l| l.id == ask.id) {
+            let superset = requested & lease.state == lease.state;
+            if superset
+                && granted == requested
+                && granted != lease.state
+                && lease.breaking.is_none()
+            {
+                lease.state = granted;
+                if lease.version == 2 {
+                    lease.epoch = lease.epoch.wrapping_add(1);
+                }
+            }
+            return lease.grant();
+        }
+        // MS-SMB2 3.3.5.9.11: a new v2 lease starts one epoch after the client's.
+        let epoch = match (ask.context.version, granted) {
+            (2, caching::NONE) => ask.context.epoch,
+            (2, _) => ask.context.epoch.wrapping_add(1),
+            _ => 0,
+        };
+        let parent_set = ask.context.flags & lease_msg::flags::PARENT_LEASE_KEY_SET != 0;
+        let lease = Lease {
+            id: ask.id,
+            state: granted,
+            breaking: None,
+            epoch,
+            version: ask.context.version,
+            parent_key: (ask.context.version == 2 && parent_set).then_some(ask.context.parent_key),
+        };
+        let grant = lease.grant();
+        self.leases.push(lease);
+        grant
+    }
+
+    /// Breaks that waited past the timeout end (MS-SMB2 3.3.2.1: the oplock takes the level the
+    /// break asked for; 3.3.2.5: the lease loses all its caching, as Windows does — smbtorture
+    /// smb2.lease.timeout).
+    fn expire_breaks(&mut self, now: Instant) {
+        if let Some(pb) = self.pending_break.filter(|pb| now >= pb.deadline) {
+            if let Some(o) = self.opens.iter_mut().find(|o| o.open_key == pb.open_key) {
+                o.oplock = o.oplock.min(pb.to);
+            }
+            self.pending_break = None;
+        }
+        for lease in self.leases.iter_mut() {
+            if lease.breaking.is_some_and(|b| now >= b.deadline) {
+                lease.state = caching::NONE;
+                lease.breaking = None;
+            }
+        }
+    }
+
+    /// MS-SMB2 3.3.4.7 with MS-FSA 2.1.4.12: the lease breaks a new open causes. A sharing
+    /// violation takes handle caching away (the holder may close and so let the open in), any
+    /// other open write caching, an open to delete both, an overwrite everything. Returns
+    /// whether the open must wait: for a break taking away what conflicts, or for a break in
+    /// flight of a lease it would otherwise leave alone. An overwrite beside a lease that caches
+    /// no writes goes on at once (smbtorture smb2.lease.breaking4), unless it has waited
+    /// already: then it waits for the break in flight too (breaking3).
+    fn break_leases(
+        &mut self,
+        req: &OplockRequest,
+        sharing_violation: bool,
+        notices: &mut Vec<BreakNotice>,
+    ) -> bool {
+        let own = req.lease.map(|l| l.id);
+        // MS-FSA 2.1.5.1.2.1: an open to delete the file also breaks handle caching
+        // (smbtorture smb2.lease.unlink).
+        let conflicting = if sharing_violation {
+            caching::HANDLE
+        } else if req.delete_on_close {
+            caching::HANDLE | caching::WRITE
+        } else {
+            caching::WRITE
+        };
+        let mut wait = false;
+        for lease in self.leases.iter_mut().filter(|l| Some(l.id) != own) {
+            let to = if req.overwrite && !sharing_violation {
+                caching::NONE
+            } else {
+                lease.state & !conflicting
+            };
+            if lease.state & !to == 0 {
+                wait |= lease.breaking.is_some();
+                continue;
+            }
+            wait |= lease.state & conflicting != 0 || (req.retry && lease.breaking.is_some());
+            match lease.breaking.as_mut() {
+                // Whatever more this open needs follows once the client acknowledges.
+                Some(b) => b.required &= to,
+                None => lease.start_break(to, true, notices),
+            }
+        }
+        wait
+    }
+
+    /// Forget the leases no open uses any more; returns their ids (for the lease index).
+    fn drop_unused_leases(&mut self) -> Vec<LeaseId> {
+        let opens = &self.opens;
+        let mut gone = Vec::new();
+        self.leases.retain(|l| {
+            let used = opens.iter().any(|o| o.lease == Some(l.id));
+            if !used {
+                gone.push(l.id);
+            }
+            used
+        });
+        gone
     }
 }
 
@@ -294,8 +581,10 @@ impl FileEntry {
 pub struct Registration {
     pub file: Arc<FileEntry>,
     pub open_key: u64,
-    /// The oplock level granted to the new open.
+    /// The oplock level granted to the new open (LEASE for a lease open).
     pub oplock_level: u8,
+    /// The lease context to answer with, for a lease open.
+    pub lease: Option<LeaseContext>,
 }
 
 type Shard = Mutex<HashMap<FileKey, Arc<FileEntry>>>;
@@ -307,6 +596,9 @@ pub struct FileTable {
     /// Volume sizes in bytes by device, asked of the host once per device. Consulted once per
     /// file entry (which keeps its own copy), never per write.
     volume_sizes: RwLock<HashMap<u64, u64>>,
+    /// Which file each lease is on: a lease key names one file (MS-SMB2 3.3.5.9.8), and a lease
+    /// break acknowledgment names only the key. Locked after a file's state, never before.
+    lease_files: Mutex<HashMap<LeaseId, FileKey>>,
 }
 
 impl Default for FileTable {
@@ -393,6 +685,7 @@ impl FileTable {
                 .collect(),
             next_open_key: AtomicU64::new(1),
             volume_sizes: RwLock::new(HashMap::new()),
+            lease_files: Mutex::new(HashMap::new()),
         }
     }
 
@@ -404,7 +697,9 @@ impl FileTable {
     }
 
     /// Add an open of `key` after the share-mode check. Fails with DELETE_PENDING when the file
-    /// is being deleted and SHARING_VIOLATION when another open's access or share mode conflicts.
+    /// is being deleted, SHARING_VIOLATION when another open's access or share mode conflicts,
+    /// INVALID_PARAMETER when the requested lease key already names another file, and PENDING
+    /// when the open must wait for break acknowledgments (`notices` holds the breaks to send).
     pub fn register(
         &self,
         key: FileKey,
@@ -413,6 +708,12 @@ impl FileTable {
         oplock: &OplockRequest,
         notices: &mut Vec<BreakNotice>,
     ) -> Result<Registration, NtStatus> {
+        if let Some(ask) = &oplock.lease {
+            // MS-SMB2 3.3.5.9.8: a lease key in use on another file is refused.
+            if self.lease_files().get(&ask.id).is_some_and(|k| *k != key) {
+                return Err(NtStatus::INVALID_PARAMETER);
+            }
+        }
         let mut shard = self.shard(&key);
         let file = shard
             .entry(key)
@@ -434,25 +735,43 @@ impl FileTable {
             }
             return Err(e);
         }
-        let granted = st.grantable(oplock.level);
+        let (granted, lease) = match &oplock.lease {
+            Some(ask) => {
+                let grant = st.take_lease(ask);
+                self.lease_files().insert(ask.id, key);
+                (level::LEASE, Some(grant))
+            }
+            None => (st.grantable(oplock.level), None),
+        };
         let open_key = self.next_open_key.fetch_add(1, Ordering::Relaxed);
         st.opens.push(OpenRecord {
             open_key,
             access,
             share_access,
-            oplock: granted,
+            oplock: if lease.is_some() {
+                level::NONE
+            } else {
+                granted
+            },
             holder: oplock.holder.clone(),
+            lease: oplock.lease.map(|l| l.id),
         });
         drop(st);
         Ok(Registration {
             file,
             open_key,
             oplock_level: granted,
+            lease,
         })
     }
 
-    /// Admission of a new open: pending oplock breaks, the share-mode check, and the oplock
+    fn lease_files(&self) -> MutexGuard<'_, HashMap<LeaseId, FileKey>> {
+        self.lease_files.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Admission of a new open: pending breaks, the share-mode check, and the oplock and lease
     /// breaks the open causes. `Err(PENDING)` when it must wait for a break acknowledgment.
+    /// This is the one place where a conflict turns into break notices and a wait.
     fn admit(
         st: &mut FileState,
         access: u32,
@@ -463,43 +782,41 @@ impl FileTable {
         if st.delete_pending {
             return Err(NtStatus::DELETE_PENDING);
         }
-        if let Some(pb) = st.pending_break {
-            if Instant::now() < pb.deadline {
-                if let Some(w) = oplock.waiter {
-                    if !st.waiters.contains(&w) && st.waiters.len() < MAX_WAITERS_PER_FILE {
-                        st.waiters.push(w);
-                    }
-                }
-                return Err(NtStatus::PENDING);
-            }
-            // MS-SMB2 3.3.2.1: no acknowledgment in time; the oplock counts as broken.
-            if let Some(o) = st.opens.iter_mut().find(|o| o.open_key == pb.open_key) {
-                o.oplock = o.oplock.min(pb.to);
-            }
-            st.pending_break = None;
-        }
+        st.expire_breaks(Instant::now());
         let sharing_violation = st
             .opens
             .iter()
             .any(|o| share_conflict(o, access, share_access));
-        if let Some((i, to)) = st.break_needed(oplock, sharing_violation) {
-            let holder = &st.opens[i];
-            let pb = PendingBreak {
-                open_key: holder.open_key,
-                to,
-                deadline: Instant::now() + OPLOCK_BREAK_TIMEOUT,
-            };
-            match holder.holder.clone() {
-                Some(target) => notices.push(BreakNotice { target, level: to }),
-                // Nobody to tell: the break is immediate.
-                None => {
-                    st.opens[i].oplock = to;
-                    return Self::admit(st, access, share_access, oplock, notices);
+        let mut wait = st.pending_break.is_some();
+        if !wait {
+            if let Some((i, to)) = st.break_needed(oplock, sharing_violation) {
+                let holder = &st.opens[i];
+                let pb = PendingBreak {
+                    open_key: holder.open_key,
+                    to,
+                    deadline: Instant::now() + OPLOCK_BREAK_TIMEOUT,
+                };
+                match holder.holder.clone() {
+                    Some(target) => notices.push(BreakNotice::Oplock { target, level: to }),
+                    // Nobody to tell: the break is immediate.
+                    None => {
+                        st.opens[i].oplock = to;
+                        return Self::admit(st, access, share_access, oplock, notices);
+                    }
                 }
+                st.pending_break = Some(pb);
+                wait = true;
             }
-            st.pending_break = Some(pb);
+        }
+        // A lease stat open breaks no lease, unless it overwrites the data.
+        if !oplock.lease_stat_open || oplock.overwrite {
+            wait |= st.break_leases(oplock, sharing_violation, notices);
+        }
+        if wait {
             if let Some(w) = oplock.waiter {
-                st.waiters.push(w);
+                if !st.waiters.contains(&w) && st.waiters.len() < MAX_WAITERS_PER_FILE {
+                    st.waiters.push(w);
+                }
             }
             return Err(NtStatus::PENDING);
         }
@@ -511,7 +828,7 @@ impl FileTable {
             for o in st.opens.iter_mut().filter(|o| o.oplock == level::II) {
                 o.oplock = level::NONE;
                 if let Some(target) = o.holder.clone() {
-                    notices.push(BreakNotice {
+                    notices.push(BreakNotice::Oplock {
                         target,
                         level: level::NONE,
                     });
@@ -545,11 +862,103 @@ impl FileTable {
         Ok((new_level, waiters))
     }
 
+    /// A lease break acknowledgment (MS-SMB2 3.3.5.22.2) keeping `state`. Errors as Windows
+    /// answers them (smbtorture smb2.lease.breaking*): no such lease OBJECT_NAME_NOT_FOUND, no
+    /// break in flight UNSUCCESSFUL, a state beyond what the break asked for
+    /// REQUEST_NOT_ACCEPTED. When later conflicts need less than the client kept, the next
+    /// break goes out at once (in `notices`). Returns the connections to nudge.
+    pub fn acknowledge_lease_break(
+        &self,
+        id: LeaseId,
+        state: u32,
+        notices: &mut Vec<BreakNotice>,
+    ) -> Result<Vec<ConnHandle>, NtStatus> {
+        let key = self
+            .lease_files()
+            .get(&id)
+            .copied()
+            .ok_or(NtStatus::OBJECT_NAME_NOT_FOUND)?;
+        let file = self
+            .shard(&key)
+            .get(&key)
+            .cloned()
+            .ok_or(NtStatus::OBJECT_NAME_NOT_FOUND)?;
+        let mut st = file.state();
+        st.expire_breaks(Instant::now());
+        let lease = st
+            .leases
+            .iter_mut()
+            .find(|l| l.id == id)
+            .ok_or(NtStatus::OBJECT_NAME_NOT_FOUND)?;
+        let breaking = lease.breaking.ok_or(NtStatus::UNSUCCESSFUL)?;
+        if state & !breaking.to != 0 {
+            return Err(NtStatus::REQUEST_NOT_ACCEPTED);
+        }
+        lease.state = state;
+        lease.breaking = None;
+        if state & !breaking.required != 0 {
+            // What later conflicts need is taken in steps, as Windows does: a lease that still
+            // caches handles or writes keeps R this time (smbtorture smb2.lease.breaking3).
+            let mut next = breaking.required;
+            if state & (caching::HANDLE | caching::WRITE) != 0 {
+                next |= caching::READ;
+            }
+            lease.start_break(next & state, false, notices);
+            if let Some(b) = lease.breaking.as_mut() {
+                b.required = breaking.required;
+            }
+        }
+        Ok(std::mem::take(&mut st.waiters))
+    }
+
+    /// MS-SMB2 3.3.4.7 with MS-FSA 2.1.5.14.11: renaming a file takes handle caching from every
+    /// other lease on it, the renaming open's own lease aside (smbtorture smb2.lease.rename_wait,
+    /// v2_rename). `Err(PENDING)` while such a break waits for its acknowledgment; `waiter` is
+    /// nudged when it comes.
+    pub fn break_handle_caching(
+        &self,
+        open: &Open,
+        waiter: ConnHandle,
+        notices: &mut Vec<BreakNotice>,
+    ) -> Result<(), NtStatus> {
+        let mut st = open.file.state();
+        st.expire_breaks(Instant::now());
+        let own = st
+            .opens
+            .iter()
+            .find(|o| o.open_key == open.open_key)
+            .and_then(|o| o.lease);
+        let mut wait = false;
+        for lease in st.leases.iter_mut().filter(|l| Some(l.id) != own) {
+            if lease.state & caching::HANDLE == 0 {
+                continue;
+            }
+            wait = true;
+            match lease.breaking.as_mut() {
+                Some(b) => b.required &= !caching::HANDLE,
+                None => lease.start_break(lease.state & !caching::HANDLE, true, notices),
+            }
+        }
+        if !wait {
+            return Ok(());
+        }
+        if !st.waiters.contains(&waiter) && st.waiters.len() < MAX_WAITERS_PER_FILE {
+            st.waiters.push(waiter);
+        }
+        Err(NtStatus::PENDING)
+    }
+
     /// `open` is about to change the file's data or size (WRITE, SET_INFO end-of-file or
     /// allocation, byte-range LOCK): every level II oplock on the file breaks to NONE, without
     /// acknowledgment (MS-FSA 2.1.4.12).
     pub fn break_level2(&self, open: &Open) -> Vec<BreakNotice> {
-        open.file.state().break_level2()
+        let mut st = open.file.state();
+        let own_lease = st
+            .opens
+            .iter()
+            .find(|o| o.open_key == open.open_key)
+            .and_then(|o| o.lease);
+        st.break_level2(own_lease)
     }
 
     /// The oplock level `open` holds now.
@@ -567,6 +976,7 @@ impl FileTable {
         let mut shard = self.shard(&reg.file.key);
         let mut st = reg.file.state();
         st.opens.retain(|o| o.open_key != reg.open_key);
+        self.forget_leases(&mut st);
         if st.opens.is_empty() {
             drop(st);
             shard.remove(&reg.file.key);
@@ -591,6 +1001,7 @@ impl FileTable {
         {
             st.pending_break = None;
         }
+        self.forget_leases(&mut st);
         let had_locks = st.locks.iter().any(|l| l.open_key == open.open_key);
         st.locks.retain(|l| l.open_key != open.open_key);
         if delete_on_close {
@@ -611,6 +1022,17 @@ impl FileTable {
             unlink_path(root, &path, open.is_directory)?;
         }
         Ok(())
+    }
+
+    /// Drop the leases of `st` that lost their last open, from the file and from the index.
+    fn forget_leases(&self, st: &mut FileState) {
+        let gone = st.drop_unused_leases();
+        if !gone.is_empty() {
+            let mut index = self.lease_files();
+            for id in gone {
+                index.remove(&id);
+            }
+        }
     }
 
     /// FileDispositionInformation (MS-FSA 2.1.5.14.3): mark or unmark the file for deletion
@@ -871,6 +1293,7 @@ mod tests {
             share_access,
             oplock: level::NONE,
             holder: None,
+            lease: None,
         };
         use access::*;
         // Readers sharing read: fine.
@@ -938,6 +1361,17 @@ mod tests {
         }
     }
 
+    /// The (volatile file id, level) of each oplock break among `notices`.
+    fn oplock_breaks(notices: &[BreakNotice]) -> Vec<(u64, u8)> {
+        notices
+            .iter()
+            .filter_map(|n| match n {
+                BreakNotice::Oplock { target, level } => Some((target.file_id.volatile, *level)),
+                BreakNotice::Lease { .. } => None,
+            })
+            .collect()
+    }
+
     const KEY: FileKey = FileKey {
         device: 1,
         inode: 42,
@@ -977,8 +1411,7 @@ mod tests {
         let third = table.register(KEY, STAT, share::ALL, &overwrite, &mut notices);
         assert_eq!(third.unwrap_err(), NtStatus::PENDING);
         assert_eq!(notices.len(), 1);
-        assert_eq!(notices[0].level, level::NONE);
-        assert_eq!(notices[0].target.file_id.volatile, 1);
+        assert_eq!(oplock_breaks(&notices), [(1, level::NONE)]);
     }
 
     #[test]
@@ -1012,13 +1445,11 @@ mod tests {
         assert!(notices.is_empty());
 
         // Whichever open writes, both level II holders (the writer's own included) are told.
-        let breaks = a.file.state().break_level2();
-        let mut told: Vec<u64> = breaks.iter().map(|n| n.target.file_id.volatile).collect();
+        let mut told = oplock_breaks(&a.file.state().break_level2(None));
         told.sort_unstable();
-        assert_eq!(told, [1, 2]);
-        assert!(breaks.iter().all(|n| n.level == level::NONE));
+        assert_eq!(told, [(1, level::NONE), (2, level::NONE)]);
         // Already broken: a second write tells nobody.
-        assert!(a.file.state().break_level2().is_empty());
+        assert!(a.file.state().break_level2(None).is_empty());
     }
 
     #[test]
@@ -1039,6 +1470,323 @@ mod tests {
         assert!(!table.has_open_with_access(KEY, access::FILE_WRITE_DATA));
         table.cancel(reg);
         assert!(!table.has_open_with_access(KEY, access::DELETE));
+    }
+
+    const CLIENT_A: [u8; 16] = [0xA; 16];
+    const CLIENT_B: [u8; 16] = [0xB; 16];
+    const R: u32 = caching::READ;
+    const RH: u32 = caching::READ | caching::HANDLE;
+    const RW: u32 = caching::READ | caching::WRITE;
+    const RWH: u32 = caching::ALL;
+    const RW_ACCESS: u32 = access::FILE_READ_DATA | access::FILE_WRITE_DATA;
+
+    fn lease_request(client: [u8; 16], key: u8, state: u32, version: u8) -> OplockRequest {
+        OplockRequest {
+            level: level::LEASE,
+            lease: Some(LeaseAsk {
+                id: LeaseId {
+                    client_guid: client,
+                    key: [key; 16],
+                },
+                context: LeaseContext {
+                    key: [key; 16],
+                    state,
+                    flags: 0,
+                    version,
+                    parent_key: [0; 16],
+                    epoch: 0,
+                },
+            }),
+            ..OplockRequest::none()
+        }
+    }
+
+    fn open_with(table: &FileTable, req: &OplockRequest) -> Result<Registration, NtStatus> {
+        table.register(KEY, RW_ACCESS, share::ALL, req, &mut Vec::new())
+    }
+
+    fn granted_state(reg: &Registration) -> u32 {
+        reg.lease.expect("a lease context").state
+    }
+
+    /// The (key byte, current, new, ack required) of each lease break among `notices`.
+    fn lease_breaks(notices: &[BreakNotice]) -> Vec<(u8, u32, u32, bool)> {
+        notices
+            .iter()
+            .filter_map(|n| match n {
+                BreakNotice::Lease { notification, .. } => Some((
+                    notification.key[0],
+                    notification.current_state,
+                    notification.new_state,
+                    notification.flags & NOTIFY_ACK_REQUIRED != 0,
+                )),
+                BreakNotice::Oplock { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lease_grants_follow_windows() {
+        // Alone on the file: R, RH, RW, RWH as asked; H or W without R is nothing.
+        for (asked, granted) in [(R, R), (RH, RH), (RW, RW), (RWH, RWH), (caching::HANDLE, 0)] {
+            let table = FileTable::new();
+            let reg = open_with(&table, &lease_request(CLIENT_A, 1, asked, 1)).unwrap();
+            assert_eq!(reg.oplock_level, level::LEASE);
+            assert_eq!(granted_state(&reg), granted, "asked {asked:#x}");
+        }
+        // Beside another lease: no W.
+        let table = FileTable::new();
+        open_with(&table, &lease_request(CLIENT_A, 1, R, 1)).unwrap();
+        let second = open_with(&table, &lease_request(CLIENT_A, 2, RWH, 1)).unwrap();
+        assert_eq!(granted_state(&second), RH);
+    }
+
+    #[test]
+    fn lease_is_shared_by_key_and_upgraded_only_by_supersets() {
+        let table = FileTable::new();
+        let first = open_with(&table, &lease_request(CLIENT_A, 1, RH, 2)).unwrap();
+        assert_eq!(first.lease.unwrap().epoch, 1);
+        // RW is no superset of RH: the lease stays RH.
+        let sideways = open_with(&table, &lease_request(CLIENT_A, 1, RW, 2)).unwrap();
+        assert_eq!(granted_state(&sideways), RH);
+        // RWH is, and only this lease's opens are on the file: upgraded, next epoch.
+        let up = open_with(&table, &lease_request(CLIENT_A, 1, RWH, 2)).unwrap();
+        assert_eq!((granted_state(&up), up.lease.unwrap().epoch), (RWH, 2));
+        // A downgrade request keeps what the lease has.
+        let down = open_with(&table, &lease_request(CLIENT_A, 1, R, 2)).unwrap();
+        assert_eq!(granted_state(&down), RWH);
+        // The same key of another client is another lease.
+        let other = open_with(&table, &lease_request(CLIENT_B, 1, R, 2));
+        assert_eq!(other.unwrap_err(), NtStatus::PENDING);
+    }
+
+    #[test]
+    fn lease_key_names_one_file() {
+        let table = FileTable::new();
+        let reg = open_with(&table, &lease_request(CLIENT_A, 1, R, 1)).unwrap();
+        let other_file = FileKey { inode: 43, ..KEY };
+        let req = lease_request(CLIENT_A, 1, R, 1);
+        let refused = table.register(other_file, RW_ACCESS, share::ALL, &req, &mut Vec::new());
+        assert_eq!(refused.unwrap_err(), NtStatus::INVALID_PARAMETER);
+        // Once the lease's last open is gone the key is free again.
+        table.cancel(reg);
+        assert!(table
+            .register(other_file, RW_ACCESS, share::ALL, &req, &mut Vec::new())
+            .is_ok());
+    }
+
+    #[test]
+    fn conflicting_open_breaks_write_caching_and_waits_for_the_ack() {
+        let table = FileTable::new();
+        open_with(&table, &lease_request(CLIENT_A, 1, RWH, 2)).unwrap();
+        let mut notices = Vec::new();
+        let blocked = table.register(
+            KEY,
+            RW_ACCESS,
+            share::ALL,
+            &OplockRequest::none(),
+            &mut notices,
+        );
+        assert_eq!(blocked.unwrap_err(), NtStatus::PENDING);
+        assert_eq!(lease_breaks(&notices), [(1, RWH, RH, true)]);
+        let BreakNotice::Lease { notification, .. } = notices[0] else {
+            unreachable!()
+        };
+        assert_eq!(notification.new_epoch, 2);
+        let id = LeaseId {
+            client_guid: CLIENT_A,
+            key: [1; 16],
+        };
+        let mut more = Vec::new();
+        // Keeping more than the break allows is refused; the break stays in flight.
+        assert_eq!(
+            table.acknowledge_lease_break(id, RWH, &mut more),
+            Err(NtStatus::REQUEST_NOT_ACCEPTED)
+        );
+        // An unknown key is not found.
+        let unknown = LeaseId { key: [9; 16], ..id };
+        assert_eq!(
+            table.acknowledge_lease_break(unknown, R, &mut more),
+            Err(NtStatus::OBJECT_NAME_NOT_FOUND)
+        );
+        assert!(table.acknowledge_lease_break(id, RH, &mut more).is_ok());
+        assert!(more.is_empty());
+        // No break in flight any more.
+        assert_eq!(
+            table.acknowledge_lease_break(id, RH, &mut more),
+            Err(NtStatus::UNSUCCESSFUL)
+        );
+        let admitted = table.register(
+            KEY,
+            RW_ACCESS,
+            share::ALL,
+            &OplockRequest::none(),
+            &mut notices,
+        );
+        assert_eq!(admitted.unwrap().oplock_level, level::NONE);
+    }
+
+    #[test]
+    fn sharing_violation_breaks_handle_caching_then_fails() {
+        let table = FileTable::new();
+        let holder = lease_request(CLIENT_A, 1, RH, 1);
+        table
+            .register(KEY, RW_ACCESS, share::READ, &holder, &mut Vec::new())
+            .unwrap();
+        let mut notices = Vec::new();
+        let first = table.register(
+            KEY,
+            RW_ACCESS,
+            share::ALL,
+            &OplockRequest::none(),
+            &mut notices,
+        );
+        assert_eq!(first.unwrap_err(), NtStatus::PENDING);
+        assert_eq!(lease_breaks(&notices), [(1, RH, R, true)]);
+        let id = LeaseId {
+            client_guid: CLIENT_A,
+            key: [1; 16],
+        };
+        table
+            .acknowledge_lease_break(id, R, &mut Vec::new())
+            .unwrap();
+        // The holder kept its handle open: now the violation stands.
+        let again = table.register(
+            KEY,
+            RW_ACCESS,
+            share::ALL,
+            &OplockRequest::none(),
+            &mut notices,
+        );
+        assert_eq!(again.unwrap_err(), NtStatus::SHARING_VIOLATION);
+    }
+
+    #[test]
+    fn read_leases_break_without_ack_and_writes_spare_the_writer() {
+        let table = FileTable::new();
+        let a = open_with(&table, &lease_request(CLIENT_A, 1, R, 1)).unwrap();
+        open_with(&table, &lease_request(CLIENT_A, 2, R, 1)).unwrap();
+        let own = Some(LeaseId {
+            client_guid: CLIENT_A,
+            key: [1; 16],
+        });
+        let notices = a.file.state().break_level2(own);
+        assert_eq!(lease_breaks(&notices), [(2, R, 0, false)]);
+        // An overwrite breaks the rest to none, with no wait for an R-only lease.
+        let mut notices = Vec::new();
+        let overwrite = OplockRequest {
+            overwrite: true,
+            ..OplockRequest::none()
+        };
+        assert!(table
+            .register(KEY, RW_ACCESS, share::ALL, &overwrite, &mut notices)
+            .is_ok());
+        assert_eq!(lease_breaks(&notices), [(1, R, 0, false)]);
+    }
+
+    #[test]
+    fn what_later_conflicts_need_follows_the_ack_in_steps() {
+        let table = FileTable::new();
+        open_with(&table, &lease_request(CLIENT_A, 1, RWH, 2)).unwrap();
+        let mut notices = Vec::new();
+        let plain = OplockRequest::none();
+        let first = table.register(KEY, RW_ACCESS, share::ALL, &plain, &mut notices);
+        assert_eq!(first.unwrap_err(), NtStatus::PENDING);
+        // An overwrite while the break is in flight sends nothing new but needs none left.
+        let overwrite = OplockRequest {
+            overwrite: true,
+            ..OplockRequest::none()
+        };
+        let second = table.register(KEY, RW_ACCESS, share::ALL, &overwrite, &mut notices);
+        assert_eq!(second.unwrap_err(), NtStatus::PENDING);
+        assert_eq!(lease_breaks(&notices), [(1, RWH, RH, true)]);
+        let id = LeaseId {
+            client_guid: CLIENT_A,
+            key: [1; 16],
+        };
+        // Acknowledging RH brings the next step, RH to R (same epoch), then R to none.
+        let mut next = Vec::new();
+        table.acknowledge_lease_break(id, RH, &mut next).unwrap();
+        assert_eq!(lease_breaks(&next), [(1, RH, R, true)]);
+        let epochs: Vec<u16> = notices
+            .iter()
+            .chain(&next)
+            .filter_map(|n| match n {
+                BreakNotice::Lease { notification, .. } => Some(notification.new_epoch),
+                BreakNotice::Oplock { .. } => None,
+            })
+            .collect();
+        assert_eq!(epochs, [2, 2]);
+        let mut last = Vec::new();
+        table.acknowledge_lease_break(id, R, &mut last).unwrap();
+        assert_eq!(lease_breaks(&last), [(1, R, 0, false)]);
+    }
+
+    #[test]
+    fn rename_takes_handle_caching_from_other_leases_only() {
+        let table = FileTable::new();
+        let renamer = open_with(&table, &lease_request(CLIENT_A, 1, RH, 1)).unwrap();
+        open_with(&table, &lease_request(CLIENT_A, 2, RH, 1)).unwrap();
+        let open = test_open(renamer);
+        let waiter = ConnHandle {
+            reactor: 0,
+            slot: 9,
+            gen: 1,
+        };
+        let mut notices = Vec::new();
+        let blocked = table.break_handle_caching(&open, waiter, &mut notices);
+        assert_eq!(blocked, Err(NtStatus::PENDING));
+        assert_eq!(lease_breaks(&notices), [(2, RH, R, true)]);
+        let id = LeaseId {
+            client_guid: CLIENT_A,
+            key: [2; 16],
+        };
+        let woken = table
+            .acknowledge_lease_break(id, R, &mut Vec::new())
+            .unwrap();
+        assert_eq!(woken, [waiter]);
+        assert_eq!(
+            table.break_handle_caching(&open, waiter, &mut notices),
+            Ok(())
+        );
+    }
+
+    /// An open around a registration, for calls that take one.
+    fn test_open(reg: Registration) -> Open {
+        Open {
+            file_id: FileId::default(),
+            tree_id: 0,
+            fd: std::fs::File::open("/dev/null").unwrap().into(),
+            path: Mutex::new(String::new()),
+            is_directory: false,
+            access_mask: RW_ACCESS,
+            share_access: share::ALL,
+            create_options: 0,
+            state: Mutex::new(crate::open::OpenState::default()),
+            file: reg.file,
+            open_key: reg.open_key,
+        }
+    }
+
+    #[test]
+    fn leases_and_oplocks_mix() {
+        let table = FileTable::new();
+        let batch = oplock_request(level::BATCH, 7);
+        open_with(&table, &batch).unwrap();
+        let mut notices = Vec::new();
+        let lease = lease_request(CLIENT_A, 1, RWH, 1);
+        let blocked = table.register(KEY, RW_ACCESS, share::ALL, &lease, &mut notices);
+        assert_eq!(blocked.unwrap_err(), NtStatus::PENDING);
+        assert_eq!(oplock_breaks(&notices), [(7, level::II)]);
+        // Beside a level II oplock a lease has no H (nor W).
+        let table = FileTable::new();
+        open_with(&table, &oplock_request(level::II, 7)).unwrap();
+        assert_eq!(granted_state(&open_with(&table, &lease).unwrap()), R);
+        // Beside a handle-caching lease an oplock request gets nothing.
+        let table = FileTable::new();
+        open_with(&table, &lease_request(CLIENT_A, 1, RH, 1)).unwrap();
+        let reg = open_with(&table, &oplock_request(level::II, 8)).unwrap();
+        assert_eq!(reg.oplock_level, level::NONE);
     }
 
     fn lock(open_key: u64, offset: u64, length: u64, exclusive: bool) -> ByteRangeLock {
