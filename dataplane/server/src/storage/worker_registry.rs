@@ -9,7 +9,7 @@
 //! own. When a worker dies its description closes and the kernel drops its locks: a crashed
 //! worker's share modes and oplocks vanish with it, with no clean-up code to get wrong.
 //!
-//! Layout of the lock file: a file (device, inode) hashes to a 55-bit slot of
+//! Layout of the lock file: a file (device, inode) hashes to a 52-bit slot of
 //! [`SLOT_BYTES`] bytes; worker `w` owns bytes `w * 16 .. w * 16 + BITS` of the slot, one byte
 //! per [`Holding`] bit, and the slot's last byte is a guard. Admission of an open takes the
 //! guard exclusively, reads the others' bytes, decides, publishes its own and drops the guard,
@@ -31,15 +31,19 @@ use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
 
 use super::file_table::{access, share, FileKey};
 
-/// Worker processes the registry can tell apart (a byte range of 16 per worker in a slot).
-pub const MAX_WORKERS: usize = 15;
-/// Bytes of one file's slot: 15 workers × 16 bytes and the guard byte.
-const SLOT_BYTES: i64 = 256;
+/// Worker processes the registry can tell apart (a byte range of 16 per worker in a slot): as
+/// many as `smb3d serve --workers` allows.
+pub const MAX_WORKERS: usize = 64;
+/// Bytes of one file's slot: 64 workers × 16 bytes and the guard byte (1025), rounded up to a
+/// power of two.
+const SLOT_BYTES: i64 = 2048;
 const WORKER_BYTES: i64 = 16;
 const GUARD_OFFSET: i64 = SLOT_BYTES - 1;
-/// Slots are numbered below 2^55 so that `slot * SLOT_BYTES` stays below `i64::MAX`.
-const SLOT_MASK: u64 = (1 << 55) - 1;
+/// Slots are numbered below 2^52 so that `slot * SLOT_BYTES` (2^11) stays below `i64::MAX`.
+const SLOT_MASK: u64 = (1 << 52) - 1;
 const PUBLISH_SHARDS: usize = 64;
+const _: () = assert!(MAX_WORKERS as i64 * WORKER_BYTES < SLOT_BYTES);
+const _: () = assert!((SLOT_MASK as i128) * (SLOT_BYTES as i128) < i64::MAX as i128);
 
 /// What a worker's opens of one file hold, as a set of bits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -93,6 +97,38 @@ impl Holding {
             }
         }
         h
+    }
+
+    /// Every caching bit.
+    pub const CACHING: Holding =
+        Holding(Self::CACHE_READ.0 | Self::CACHE_WRITE.0 | Self::CACHE_HANDLE.0);
+
+    /// The bits as a number (for messages between workers).
+    pub fn to_bits(self) -> u16 {
+        self.0
+    }
+
+    /// A holding from [`to_bits`](Self::to_bits); `None` when a bit is unknown.
+    pub fn from_bits(bits: u16) -> Option<Holding> {
+        (u32::from(bits) >> Self::BITS == 0).then_some(Holding(bits))
+    }
+
+    /// These bits without those of `other`.
+    pub fn without(self, other: Holding) -> Holding {
+        Holding(self.0 & !other.0)
+    }
+
+    /// MS-FSA 2.1.5.1.2: do two holdings' access and share modes conflict?
+    pub fn share_conflict(self, other: Holding) -> bool {
+        let pairs = [
+            (Holding::READ, Holding::DENY_READ),
+            (Holding::WRITE, Holding::DENY_WRITE),
+            (Holding::DELETE, Holding::DENY_DELETE),
+        ];
+        pairs.iter().any(|&(acc, deny)| {
+            (self.contains(acc) && other.contains(deny))
+                || (self.contains(deny) && other.contains(acc))
+        })
     }
 
     pub fn contains(self, other: Holding) -> bool {
@@ -149,16 +185,7 @@ impl Others {
     /// MS-FSA 2.1.5.1.2: would an open with `holding` (from [`Holding::of_open`]) conflict with
     /// the share modes or access of the other workers' opens?
     pub fn sharing_violation(&self, holding: Holding) -> bool {
-        let theirs = self.union();
-        let pairs = [
-            (Holding::READ, Holding::DENY_READ),
-            (Holding::WRITE, Holding::DENY_WRITE),
-            (Holding::DELETE, Holding::DENY_DELETE),
-        ];
-        pairs.iter().any(|&(acc, deny)| {
-            (holding.contains(acc) && theirs.contains(deny))
-                || (holding.contains(deny) && theirs.contains(acc))
-        })
+        holding.share_conflict(self.union())
     }
 }
 
@@ -168,6 +195,23 @@ impl Others {
 struct SlotState {
     by_file: HashMap<FileKey, Holding>,
     published: Holding,
+}
+
+/// What a worker asks of another that holds caching on a file its new open conflicts with:
+/// break it as for an open by another client (`FileTable::break_for_worker`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BreakRequest {
+    pub key: FileKey,
+    /// The new open's access and share mode ([`Holding::of_open`], no caching).
+    pub holding: Holding,
+    /// SUPERSEDE or OVERWRITE(_IF).
+    pub overwrite: bool,
+    /// Attributes and SYNCHRONIZE only: breaks no oplock.
+    pub stat_open: bool,
+    /// Attributes, SYNCHRONIZE and READ_CONTROL only: breaks no lease.
+    pub lease_stat_open: bool,
+    /// FILE_DELETE_ON_CLOSE: takes handle caching too.
+    pub delete_on_close: bool,
 }
 
 /// One worker's view of the registry.
@@ -184,6 +228,15 @@ pub struct WorkerRegistry {
 pub fn create_lock_file() -> io::Result<OwnedFd> {
     let name = CString::new("smb3d-worker-registry").map_err(io::Error::other)?;
     Ok(memfd_create(&name, MemFdCreateFlag::empty())?)
+}
+
+impl std::fmt::Debug for WorkerRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerRegistry")
+            .field("worker", &self.worker)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WorkerRegistry {
@@ -393,7 +446,7 @@ fn slot_of(key: FileKey) -> u64 {
 }
 
 fn slot_base(slot: u64) -> i64 {
-    // slot < 2^55 and SLOT_BYTES = 2^8: the product is below 2^63.
+    // slot < 2^52 and SLOT_BYTES = 2^11: the product is below 2^63.
     slot as i64 * SLOT_BYTES
 }
 
@@ -534,6 +587,18 @@ mod tests {
             waiter.join().unwrap(),
             "worker 1 got the guard while worker 0 held it"
         );
+    }
+
+    #[test]
+    fn the_last_of_64_workers_sees_the_first() {
+        let lock_file = create_lock_file().unwrap();
+        let first = WorkerRegistry::open(lock_file.as_fd(), 0, MAX_WORKERS).unwrap();
+        let last = WorkerRegistry::open(lock_file.as_fd(), MAX_WORKERS - 1, MAX_WORKERS).unwrap();
+        let held = Holding::OPEN | Holding::CACHE_HANDLE;
+        last.lock(FILE_A).unwrap().publish(held).unwrap();
+        let others = first.lock(FILE_A).unwrap().others().unwrap();
+        assert_eq!(others.holding(held).collect::<Vec<_>>(), [MAX_WORKERS - 1]);
+        assert!(last.lock(FILE_A).unwrap().others().unwrap().is_empty());
     }
 
     #[test]
