@@ -164,8 +164,18 @@ fn authenticate(
 
 /// Connect, negotiate, log in, derive keys and connect to `share` (`\\host\share`).
 pub fn login(addr: SocketAddr, unc: &str, opts: &LoginOptions) -> Result<Session> {
+    login_as(addr, unc, opts, rand::random())
+}
+
+/// [`login`] as the client with this ClientGuid (a server with worker processes places a
+/// client by it).
+pub fn login_as(
+    addr: SocketAddr,
+    unc: &str,
+    opts: &LoginOptions,
+    client_guid: [u8; 16],
+) -> Result<Session> {
     let mut conn = Conn::connect(addr)?;
-    let client_guid: [u8; 16] = rand::random();
     let neg = negotiate(&mut conn, opts, client_guid)?;
     let (resp, exported, hash) = authenticate(&mut conn, &opts.creds, 0, neg.preauth)?;
     let (flags, _) = msgs::decode_session_setup(&resp.msg)?;
