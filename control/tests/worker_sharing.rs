@@ -8,6 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{client_login, TestServer};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use smb3bench::client::conn::{Error, Request};
 use smb3bench::client::files::{self, file_args};
 use smb3bench::client::msgs;
@@ -125,4 +127,71 @@ fn batch_oplock_is_broken_for_another_workers_open() {
     assert_eq!((brk.file_id, brk.oplock_level), (held.file_id, level::NONE));
     files::close(&mut other.conn, other.tree_id, &opened.file_id).unwrap();
     files::close(&mut holder.conn, holder.tree_id, &held.file_id).unwrap();
+}
+
+/// The process id of worker `worker`, from the "worker started" line of the server log.
+fn worker_pid(server: &TestServer, worker: usize) -> u32 {
+    let deadline = Instant::now() + BREAK_WAIT;
+    loop {
+        let log = strip_colours(&server.log());
+        let found = log
+            .lines()
+            .filter(|l| l.contains("worker started") && l.contains(&format!("worker={worker} ")))
+            .filter_map(|l| l.split("pid=").nth(1))
+            .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+            .last();
+        if let Some(pid) = found {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "worker {worker} never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The log without its ANSI colour sequences.
+fn strip_colours(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut in_escape = false;
+    for c in log.chars() {
+        match (in_escape, c) {
+            (false, '\u{1b}') => in_escape = true,
+            (false, _) => out.push(c),
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn an_open_waiting_for_a_dead_worker_proceeds() {
+    let server = TestServer::start(&["--workers", "2"]);
+    let mut holder = session_on(&server, 0);
+    let mut other = session_on(&server, 1);
+    let held = create(&mut holder, "dying.txt", files::SHARE_ALL, level::BATCH).unwrap();
+    assert_eq!(held.oplock_level, level::BATCH);
+    let opener = std::thread::spawn(move || {
+        let opened = create(&mut other, "dying.txt", files::SHARE_ALL, level::BATCH);
+        (other, opened)
+    });
+    holder
+        .conn
+        .socket()
+        .set_read_timeout(Some(BREAK_WAIT))
+        .unwrap();
+    let notification = holder.conn.rx.recv().expect("a break notification");
+    assert!(notification.is_oplock_break_notification());
+    // The holder's worker dies instead of acknowledging: its holdings vanish with it.
+    let killed = Instant::now();
+    kill(
+        Pid::from_raw(worker_pid(&server, 0) as i32),
+        Signal::SIGKILL,
+    )
+    .unwrap();
+    let (mut other, opened) = opener.join().unwrap();
+    let opened = opened.expect("the waiting open proceeds once the holder's worker is gone");
+    assert!(killed.elapsed() < BREAK_WAIT, "took {:?}", killed.elapsed());
+    // Nobody else has the file open now: the whole batch oplock.
+    assert_eq!(opened.oplock_level, level::BATCH);
+    files::close(&mut other.conn, other.tree_id, &opened.file_id).unwrap();
 }
