@@ -136,10 +136,10 @@ fn worker_pid(server: &TestServer, worker: usize) -> u32 {
         let log = strip_colours(&server.log());
         let found = log
             .lines()
+            .rev()
             .filter(|l| l.contains("worker started") && l.contains(&format!("worker={worker} ")))
             .filter_map(|l| l.split("pid=").nth(1))
-            .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
-            .last();
+            .find_map(|rest| rest.split_whitespace().next()?.parse().ok());
         if let Some(pid) = found {
             return pid;
         }
