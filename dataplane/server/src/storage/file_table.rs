@@ -7,6 +7,12 @@
 //! checks, LOCK) goes straight to the file's own mutex without touching the shards. A shard
 //! lock is taken only when an open is registered or unregistered, always before the entry's
 //! lock.
+//!
+//! With several worker processes each has its own table; share modes and caching are also
+//! checked against what the other workers publish in the worker registry
+//! ([`super::worker_registry`]): a worker's registry guard for a file is taken after the
+//! entry's lock, and breaks another worker must start are asked of it
+//! ([`BreakNotice::Worker`], answered there by [`FileTable::break_for_worker`]).
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -672,9 +678,11 @@ impl Drop for StateGuard<'_> {
         if holding == self.state.published {
             return;
         }
-        self.state.published = holding;
-        if let Err(e) = registry.release(self.entry.key, holding) {
-            tracing::error!(error = %e, key = ?self.entry.key, "worker registry: cannot publish a holding");
+        match registry.release(self.entry.key, holding) {
+            Ok(()) => self.state.published = holding,
+            Err(e) => {
+                tracing::error!(error = %e, key = ?self.entry.key, "worker registry: cannot publish a holding")
+            }
         }
     }
 }
@@ -876,9 +884,11 @@ impl FileTable {
     }
 
     /// Add an open of `key` after the share-mode check. Fails with DELETE_PENDING when the file
-    /// is being deleted, SHARING_VIOLATION when another open's access or share mode conflicts,
-    /// INVALID_PARAMETER when the requested lease key already names another file, and PENDING
-    /// when the open must wait for break acknowledgments (`notices` holds the breaks to send).
+    /// is being deleted, SHARING_VIOLATION when another open's access or share mode conflicts
+    /// (with several workers, another worker's open too), INVALID_PARAMETER when the requested
+    /// lease key already names another file, and PENDING when the open must wait for break
+    /// acknowledgments (`notices` holds the breaks to send, and the break requests to other
+    /// workers).
     pub fn register(
         &self,
         key: FileKey,
