@@ -8,6 +8,14 @@
 //! signing = "desired"      # off | desired | required
 //! encrypt = "desired"      # off | desired | required
 //! max_credits = 8192
+//! login_timeout_secs = 30        # connection without a session
+//! partial_pdu_timeout_secs = 60  # a PDU begun must be complete
+//! idle_timeout_secs = 900        # sessions but no open files, nothing received; 0: never
+//! dead_channel_rtos = 3          # silent RTOs before a channel with a break waiting is dead
+//! tcp_user_timeout_ms = 30000    # 0: the kernel's limit
+//! keepalive_secs = 60            # 0: no keepalive
+//! keepalive_interval_secs = 10
+//! keepalive_count = 3
 //!
 //! [[share]]
 //! name = "data"
@@ -36,6 +44,14 @@ pub struct FileConfig {
     pub encrypt: Option<String>,
     pub max_credits: Option<u16>,
     pub netbios_name: Option<String>,
+    pub login_timeout_secs: Option<u64>,
+    pub partial_pdu_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub dead_channel_rtos: Option<u32>,
+    pub tcp_user_timeout_ms: Option<u64>,
+    pub keepalive_secs: Option<u64>,
+    pub keepalive_interval_secs: Option<u64>,
+    pub keepalive_count: Option<u32>,
     #[serde(default, rename = "share")]
     pub shares: Vec<ShareConfig>,
 }
@@ -128,6 +144,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.shares[0].name, "a");
+        let t: FileConfig = toml::from_str(
+            "login_timeout_secs = 5\npartial_pdu_timeout_secs = 7\nidle_timeout_secs = 0\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                t.login_timeout_secs,
+                t.partial_pdu_timeout_secs,
+                t.idle_timeout_secs
+            ),
+            (Some(5), Some(7), Some(0))
+        );
         assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
     }
 }

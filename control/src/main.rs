@@ -13,13 +13,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use mimalloc::MiMalloc;
 use nix::sys::signal::{SigSet, Signal};
 use smb3d_dataplane::handoff::Handoff;
 use smb3d_dataplane::reactor::{bind_listeners, check_port_free, spawn_reactors, ReactorSpec};
-use smb3d_dataplane::server::{BreakRetry, ServerConfig, ServerState};
+use smb3d_dataplane::server::{BreakRetry, DeadPeer, ServerConfig, ServerState, Timeouts};
 use smb3d_dataplane::share::{Requirement, Share, ShareKind};
 use smb3d_dataplane::storage::worker_registry::WorkerRegistry;
 
@@ -43,7 +44,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve shares in the foreground until SIGINT or SIGTERM.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Serve ./smb3d-demo/share on 127.0.0.1:4455 as user "demo", password "demo".
     Demo {
         /// Folder for the demo share and user database.
@@ -141,12 +142,41 @@ struct ServeArgs {
     /// dies is restarted and takes only its own clients with it.
     #[arg(long)]
     workers: Option<usize>,
+    /// Seconds a connection may stay without an authenticated session (from accept, or from
+    /// the end of its last session) before it is closed [default: 30]. See docs/TUNING.md.
+    #[arg(long, value_name = "SECS")]
+    login_timeout_secs: Option<u64>,
+    /// Seconds within which a PDU whose first bytes arrived must be complete [default: 60].
+    #[arg(long, value_name = "SECS")]
+    partial_pdu_timeout_secs: Option<u64>,
+    /// Seconds an authenticated connection with no open files may receive nothing before it is
+    /// closed; 0: never [default: 900, as Windows' autodisconnect].
+    #[arg(long, value_name = "SECS")]
+    idle_timeout_secs: Option<u64>,
+    /// A channel with an oplock or lease break waiting is declared dead, and the break sent on
+    /// the next channel, after this many retransmission timeouts without any acknowledgment
+    /// from the peer [default: 3].
+    #[arg(long, value_name = "N")]
+    dead_channel_rtos: Option<u32>,
+    /// TCP_USER_TIMEOUT of every connection: sent data unacknowledged this long ends the
+    /// connection; 0 keeps the kernel's retransmission limit (~15 min) [default: 30000].
+    #[arg(long, value_name = "MS")]
+    tcp_user_timeout_ms: Option<u64>,
+    /// TCP keepalive: first probe after this many idle seconds; 0 turns keepalive off [default: 60].
+    #[arg(long, value_name = "SECS")]
+    keepalive_secs: Option<u64>,
+    /// Seconds between keepalive probes [default: 10].
+    #[arg(long, value_name = "SECS")]
+    keepalive_interval_secs: Option<u64>,
+    /// Unanswered keepalive probes that end a connection [default: 3].
+    #[arg(long, value_name = "N")]
+    keepalive_count: Option<u32>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Demo { dir, listen } => demo(&dir, &listen),
         Command::User { action } => user(action),
     };
@@ -207,11 +237,80 @@ fn demo(dir: &Path, listen: &str) -> Result<(), String> {
     })
 }
 
+/// The connection timeouts from flags, then the file, then the defaults.
+fn timeouts(args: &ServeArgs, file: &FileConfig) -> Result<Timeouts, String> {
+    let mut t = Timeouts::default();
+    let secs = Duration::from_secs;
+    if let Some(v) = args.login_timeout_secs.or(file.login_timeout_secs) {
+        if v == 0 {
+            return Err("--login-timeout-secs must be at least 1".into());
+        }
+        t.login = secs(v);
+    }
+    if let Some(v) = args
+        .partial_pdu_timeout_secs
+        .or(file.partial_pdu_timeout_secs)
+    {
+        if v == 0 {
+            return Err("--partial-pdu-timeout-secs must be at least 1".into());
+        }
+        t.partial_pdu = secs(v);
+    }
+    if let Some(v) = args.idle_timeout_secs.or(file.idle_timeout_secs) {
+        t.idle = (v > 0).then(|| secs(v));
+    }
+    Ok(t)
+}
+
+/// How dead peers are found: flags, then the file, then the defaults.
+fn dead_peer(args: &ServeArgs, file: &FileConfig) -> Result<DeadPeer, String> {
+    let mut d = DeadPeer::default();
+    if let Some(n) = args.dead_channel_rtos.or(file.dead_channel_rtos) {
+        if !(1..=60).contains(&n) {
+            return Err("--dead-channel-rtos must be 1 to 60".into());
+        }
+        d.break_silence_rtos = n;
+    }
+    if let Some(ms) = args.tcp_user_timeout_ms.or(file.tcp_user_timeout_ms) {
+        if ms > u64::from(u32::MAX) {
+            return Err("--tcp-user-timeout-ms is too large".into());
+        }
+        d.tcp_user_timeout = (ms > 0).then(|| Duration::from_millis(ms));
+    }
+    let idle = args.keepalive_secs.or(file.keepalive_secs);
+    let interval = args
+        .keepalive_interval_secs
+        .or(file.keepalive_interval_secs);
+    let count = args.keepalive_count.or(file.keepalive_count);
+    if idle == Some(0) {
+        d.keepalive = None;
+    } else if let Some(k) = d.keepalive.as_mut() {
+        // TCP_KEEPIDLE/TCP_KEEPINTVL take 1..=32767 s, TCP_KEEPCNT 1..=127 (tcp(7)).
+        for (name, v) in [
+            ("--keepalive-secs", idle),
+            ("--keepalive-interval-secs", interval),
+        ] {
+            if v.is_some_and(|v| !(1..=32767).contains(&v)) {
+                return Err(format!("{name} must be 1 to 32767"));
+            }
+        }
+        if count.is_some_and(|c| !(1..=127).contains(&c)) {
+            return Err("--keepalive-count must be 1 to 127".into());
+        }
+        k.idle = idle.map_or(k.idle, Duration::from_secs);
+        k.interval = interval.map_or(k.interval, Duration::from_secs);
+        k.count = count.unwrap_or(k.count);
+    }
+    Ok(d)
+}
+
 fn serve(args: ServeArgs) -> Result<(), String> {
     let file = match &args.config {
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),
     };
+    let conn_timeouts = timeouts(&args, &file)?;
+    let dead_peer_settings = dead_peer(&args, &file)?;
     init_logging();
 
     let passdb_path = args
@@ -288,6 +387,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         };
     }
     config.enable_test_fsctl = args.enable_test_fsctl || file.enable_test_fsctl.unwrap_or(false);
+    config.timeouts = conn_timeouts;
+    config.dead_peer = dead_peer_settings;
 
     let mut listen = if args.listen.is_empty() {
         file.listen
@@ -489,8 +590,64 @@ fn open_share_root(path: &Path) -> Result<OwnedFd, String> {
 fn init_logging() {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("SMB3D_LOG").unwrap_or_else(|_| "info".into());
+    // A log line that cannot be written (disk full) is dropped. Without log_internal_errors(false)
+    // the subscriber reports the failure with eprintln!, which panics when stderr is full, and
+    // the panic would take down the reactor thread that logged.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_peer_settings_come_from_flags_then_file_then_defaults() {
+        let none = FileConfig::default();
+        assert_eq!(
+            dead_peer(&ServeArgs::default(), &none),
+            Ok(DeadPeer::default())
+        );
+        let file: FileConfig = toml::from_str(
+            "dead_channel_rtos = 6\ntcp_user_timeout_ms = 0\nkeepalive_secs = 120\nkeepalive_count = 5\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            dead_channel_rtos: Some(4),
+            ..Default::default()
+        };
+        let d = dead_peer(&args, &file).unwrap();
+        assert_eq!(d.break_silence_rtos, 4);
+        assert_eq!(d.tcp_user_timeout, None);
+        let k = d.keepalive.unwrap();
+        assert_eq!(
+            (k.idle.as_secs(), k.interval.as_secs(), k.count),
+            (120, 10, 5)
+        );
+
+        let off = ServeArgs {
+            keepalive_secs: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(dead_peer(&off, &none).unwrap().keepalive, None);
+        for bad in [
+            ServeArgs {
+                dead_channel_rtos: Some(0),
+                ..Default::default()
+            },
+            ServeArgs {
+                keepalive_count: Some(500),
+                ..Default::default()
+            },
+            ServeArgs {
+                keepalive_interval_secs: Some(40_000),
+                ..Default::default()
+            },
+        ] {
+            assert!(dead_peer(&bad, &none).is_err());
+        }
+    }
 }

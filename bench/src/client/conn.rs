@@ -377,6 +377,24 @@ impl Sender {
         self.security = s;
     }
 
+    /// Take `charge` credits and return the first message id they cover, for a request the
+    /// caller frames itself ([`Sender::send_raw`]).
+    pub fn reserve_message_ids(&mut self, charge: u16) -> Result<u64> {
+        self.credits.acquire(charge)
+    }
+
+    /// Write `bytes` to the socket as they are: a hand-made frame, possibly malformed (tests of
+    /// the server's handling of hostile input).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<()> {
+        self.stream.write_all(bytes)?;
+        Ok(())
+    }
+
+    /// The next nonce for an encrypted request on this connection.
+    pub fn next_nonce(&mut self, cipher: smb3d_protocol::dialect::Cipher) -> [u8; 16] {
+        self.nonces.next(cipher)
+    }
+
     /// Wake anyone waiting for credits; the connection is going away.
     pub fn close(&self) {
         self.credits.close();
@@ -469,6 +487,17 @@ impl Receiver {
 
     pub fn set_security(&mut self, s: Security) {
         self.security = s;
+    }
+
+    /// The socket, e.g. to watch for the server closing it.
+    pub fn stream(&self) -> &TcpStream {
+        self.stream.get_ref()
+    }
+
+    /// Bound how long [`Receiver::recv`] waits (None: forever).
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        self.stream.get_ref().set_read_timeout(timeout)?;
+        Ok(())
     }
 
     /// Hand a finished response's buffer back for reuse.

@@ -117,7 +117,7 @@ pub fn negotiate(
 
 /// One NTLM SESSION_SETUP exchange; returns the final response, the exported session key and
 /// the preauth hash over the exchange (for 3.1.1 key derivation).
-fn authenticate(
+pub fn authenticate(
     conn: &mut Conn,
     creds: &Credentials,
     flags: u8,

@@ -113,7 +113,14 @@ impl OpenTable {
         let t = self.inner.lock().unwrap();
         match t.opens.get(&id.volatile) {
             Some(o) if o.file_id.persistent == id.persistent => Ok(o.clone()),
-            _ => Err(NtStatus::FILE_CLOSED),
+            _ => {
+                tracing::info!(
+                    persistent = id.persistent,
+                    volatile = id.volatile,
+                    "file id not open in this session"
+                );
+                Err(NtStatus::FILE_CLOSED)
+            }
         }
     }
 

@@ -32,6 +32,71 @@ pub struct ServerConfig {
     pub break_retry: BreakRetry,
     /// Accept smbtorture's FSCTL_SMBTORTURE_FORCE_UNACKED_TIMEOUT (tests only).
     pub enable_test_fsctl: bool,
+    /// Connection timeouts (docs/TUNING.md).
+    pub timeouts: Timeouts,
+    /// How dead channels are found: TCP settings of every connection and the break rule.
+    pub dead_peer: DeadPeer,
+}
+
+/// How long a connection may hold server resources without doing what a client does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A connection without an authenticated session (never logged on, or logged off) is closed
+    /// this long after it was accepted or lost its last session.
+    pub login: std::time::Duration,
+    /// A PDU whose first bytes arrived must be complete within this time.
+    pub partial_pdu: std::time::Duration,
+    /// A connection with sessions but no open files and no pending requests that receives
+    /// nothing for this long is closed; `None`: never.
+    pub idle: Option<std::time::Duration>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            login: std::time::Duration::from_secs(30),
+            partial_pdu: std::time::Duration::from_secs(60),
+            idle: Some(std::time::Duration::from_secs(15 * 60)),
+        }
+    }
+}
+
+/// How a peer that stopped answering is found out (docs/TUNING.md, "Dead channels").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeadPeer {
+    /// A channel with a break waiting is dead after this many retransmission timeouts in which
+    /// the peer acknowledged nothing (RTO taken when the break is queued, clamped to 0.2–1 s).
+    /// TCP sends the break again after one RTO and a live peer answers within a round trip, so
+    /// three silent RTOs mean the original and the retransmission were both lost (about 0.63 s
+    /// at the 0.21 s LAN RTO; Samba waits 6 RTOs of the break being unacknowledged).
+    pub break_silence_rtos: u32,
+    /// TCP_USER_TIMEOUT: the kernel aborts a connection whose sent data stays unacknowledged
+    /// this long; `None` leaves the kernel's retransmission limit (about 15 minutes).
+    pub tcp_user_timeout: Option<std::time::Duration>,
+    /// TCP keepalive probes on idle connections: first after `idle`, then every `interval`,
+    /// `count` unanswered probes end the connection; `None`: no keepalive.
+    pub keepalive: Option<Keepalive>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    pub idle: std::time::Duration,
+    pub interval: std::time::Duration,
+    pub count: u32,
+}
+
+impl Default for DeadPeer {
+    fn default() -> Self {
+        DeadPeer {
+            break_silence_rtos: 3,
+            tcp_user_timeout: Some(std::time::Duration::from_secs(30)),
+            keepalive: Some(Keepalive {
+                idle: std::time::Duration::from_secs(60),
+                interval: std::time::Duration::from_secs(10),
+                count: 3,
+            }),
+        }
+    }
 }
 
 /// Oplock break channel policy (MS-SMB2 3.3.4.6 and what Windows does).
@@ -66,6 +131,8 @@ impl Default for ServerConfig {
             listen: Vec::new(),
             break_retry: BreakRetry::Spec,
             enable_test_fsctl: false,
+            timeouts: Timeouts::default(),
+            dead_peer: DeadPeer::default(),
         }
     }
 }

@@ -2,13 +2,14 @@
 //! it is meant for, written to `fuzz/corpus/TARGET/NAME`. Run from anywhere; paths are
 //! relative to this crate's manifest.
 
-#[path = "../../src/lib.rs"]
+#[path = "../../src/shared.rs"]
 #[allow(dead_code)]
 mod shared;
 
+mod captures;
+
 use shared::*;
-use smb3d_protocol::auth::der::{self, context};
-use smb3d_protocol::auth::{self, ntlmssp, spnego, AuthStep, ServerAuth, ServerAuthOptions};
+use smb3d_protocol::auth::{self, ntlmssp, AuthStep, ServerAuth, ServerAuthOptions};
 use smb3d_protocol::crypto::{Encryptor, Signer};
 use smb3d_protocol::framing::write_frame_header;
 use smb3d_protocol::header::{Command, Header};
@@ -487,108 +488,6 @@ fn smb1_negotiate() -> Vec<u8> {
     v
 }
 
-fn ntlm_negotiate_message(client_flags: u32) -> Vec<u8> {
-    let mut m = Vec::new();
-    m.put_bytes(ntlmssp::SIGNATURE);
-    m.put_u32(ntlmssp::MESSAGE_NEGOTIATE);
-    m.put_u32(client_flags);
-    for _ in 0..2 {
-        m.put_u16(0);
-        m.put_u16(0);
-        m.put_u32(40);
-    }
-    m.put_bytes(&[10, 0, 0x61, 0x4a, 0, 0, 0, 15]);
-    m
-}
-
-fn put_field(header: &mut Vec<u8>, payload: &mut Vec<u8>, base: usize, data: &[u8]) {
-    header.put_u16(data.len() as u16);
-    header.put_u16(data.len() as u16);
-    header.put_u32((base + payload.len()) as u32);
-    payload.put_bytes(data);
-}
-
-/// MS-NLMP 3.1.5.1.2: an NTLMv2 AUTHENTICATE answering `challenge` (no MIC, no key exchange
-/// unless negotiated). `anonymous` sends empty user and responses.
-fn ntlm_authenticate(challenge: &[u8], anonymous: bool) -> Vec<u8> {
-    let read_u16 = |at: usize| u16::from_le_bytes([challenge[at], challenge[at + 1]]) as usize;
-    let read_u32 =
-        |at: usize| u32::from_le_bytes(challenge[at..at + 4].try_into().expect("4 bytes")) as usize;
-    let negotiated = read_u32(20) as u32;
-    let server_challenge: [u8; 8] = challenge[24..32].try_into().expect("8 bytes");
-    let info = &challenge[read_u32(44)..read_u32(44) + read_u16(40)];
-    let key = ntlmssp::ntowf_v2(&auth::nt_hash(AUTH_PASSWORD), AUTH_USER, "WORKGROUP");
-    let mut temp = vec![1, 1, 0, 0, 0, 0, 0, 0];
-    temp.put_u64(AUTH_NOW_FILETIME + 10);
-    temp.put_bytes(&[0xaa; 8]);
-    temp.put_u32(0);
-    temp.put_bytes(info);
-    temp.put_u32(0);
-    let proof = ntlmssp::nt_proof_str(&key, &server_challenge, &temp);
-    let base_key = ntlmssp::session_base_key(&key, &proof);
-    let encrypted = if negotiated & ntlmssp::flags::KEY_EXCH != 0 {
-        ntlmssp::rc4_session_key(&base_key, &[0x42; 16]).to_vec()
-    } else {
-        Vec::new()
-    };
-    let (lm, nt, user, domain) = if anonymous {
-        (vec![0], Vec::new(), "", "")
-    } else {
-        (
-            vec![0; 24],
-            [&proof[..], &temp].concat(),
-            AUTH_USER,
-            "WORKGROUP",
-        )
-    };
-    const BASE: usize = 88;
-    let (mut h, mut p) = (Vec::new(), Vec::new());
-    h.put_bytes(ntlmssp::SIGNATURE);
-    h.put_u32(ntlmssp::MESSAGE_AUTHENTICATE);
-    put_field(&mut h, &mut p, BASE, &lm);
-    put_field(&mut h, &mut p, BASE, &nt);
-    put_field(&mut h, &mut p, BASE, &string_to_utf16le(domain));
-    put_field(&mut h, &mut p, BASE, &string_to_utf16le(user));
-    put_field(&mut h, &mut p, BASE, &string_to_utf16le("CLIENT1"));
-    put_field(&mut h, &mut p, BASE, &encrypted);
-    h.put_u32(negotiated);
-    h.put_bytes(&[10, 0, 0x61, 0x4a, 0, 0, 0, 15]);
-    h.put_zeros(16);
-    [h, p].concat()
-}
-
-fn spnego_init(mech_token: &[u8]) -> Vec<u8> {
-    let mech_types = der::encode(
-        der::TAG_SEQUENCE,
-        &der::encode(der::TAG_OID, spnego::OID_NTLMSSP),
-    );
-    let init = der::encode_parts(
-        der::TAG_SEQUENCE,
-        &[
-            &der::encode(context(0), &mech_types),
-            &der::encode(context(2), &der::encode(der::TAG_OCTET_STRING, mech_token)),
-        ],
-    );
-    der::encode_parts(
-        der::TAG_APPLICATION_0,
-        &[
-            &der::encode(der::TAG_OID, spnego::OID_SPNEGO),
-            &der::encode(context(0), &init),
-        ],
-    )
-}
-
-fn spnego_resp(response_token: &[u8]) -> Vec<u8> {
-    let resp = der::encode(
-        der::TAG_SEQUENCE,
-        &der::encode(
-            context(2),
-            &der::encode(der::TAG_OCTET_STRING, response_token),
-        ),
-    );
-    der::encode(context(1), &resp)
-}
-
 fn new_auth(allow_anonymous: bool) -> ServerAuth {
     let opts = ServerAuthOptions {
         netbios_name: "FILER".into(),
@@ -776,6 +675,12 @@ fn info_seeds() {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, cmd, pcap, port] = &args[..] {
+        assert_eq!(cmd, "captures", "usage: seedgen [captures PCAP PORT]");
+        captures::run(pcap.as_ref(), port.parse().expect("a port number"));
+        return;
+    }
     let requests = request_seeds();
     for (name, command, msg) in &requests {
         assert!(check_request(*command, msg), "seed {name} does not decode");

@@ -141,6 +141,31 @@ pub enum FileIo {
     Write(PendingWrite),
 }
 
+impl FileIo {
+    /// Carry the I/O out here with pread/pwrite instead of on a ring, and return the response
+    /// frame: for driving a connection without a reactor (tests, the whole-connection fuzz
+    /// target). `pdu` is the PDU last handed to `Connection::handle_pdu`, which a WRITE's
+    /// payload range points into.
+    pub fn run_blocking(self, pdu: &[u8]) -> Vec<u8> {
+        match self {
+            FileIo::Read(mut read) => {
+                let data_at = read.data_at;
+                let buf = read.frame.buf();
+                buf.resize(data_at + read.length as usize, 0);
+                let result = crate::storage::read_at(&read.open, read.offset, &mut buf[data_at..]);
+                read.complete(result)
+            }
+            FileIo::Write(write) => {
+                let result = match pdu.get(write.data.clone()) {
+                    Some(data) => crate::storage::write_at(&write.open, write.offset, data),
+                    None => Err(NtStatus::INVALID_PARAMETER),
+                };
+                write.complete(result)
+            }
+        }
+    }
+}
+
 fn error_frame(mut rsp: Header, status: NtStatus, protection: Protection) -> Vec<u8> {
     rsp.status = status.0;
     let mut fb = FrameBuilder::new(protection.encrypt_with.is_some());

@@ -22,7 +22,7 @@ use smb3d_protocol::messages::ioctl::ctl_code;
 use smb3d_protocol::messages::{self, echo, error, session_setup};
 use smb3d_protocol::transform::TransformHeader;
 use smb3d_protocol::NtStatus;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::commands::negotiate::ConnectionInfo;
 use crate::commands::session_setup::{Channel, PendingAuth, SessionSetupCtx};
@@ -524,7 +524,7 @@ impl Connection {
             _ => {}
         }
         let Some(command) = command else {
-            debug!(command = hdr.command, "unknown command");
+            warn!(peer = %self.peer, command = hdr.command, "unknown command");
             return self.error(fb, rsp, NtStatus::INVALID_PARAMETER, None);
         };
 
@@ -613,6 +613,7 @@ impl Connection {
         // lock, not as a request on a session that never existed.
         let abandoned = compound.resuming && command == Command::Lock;
         let Some(channel) = self.channels.get(&rsp.session_id) else {
+            info!(peer = %self.peer, session = rsp.session_id, "request on a session not established on this connection");
             compound.failed = Some(NtStatus::INVALID_PARAMETER);
             let status = if abandoned {
                 commands::lock::ABANDONED_STATUS
@@ -721,6 +722,11 @@ impl Connection {
             _ => {
                 // Tree-scoped commands: MS-SMB2 3.3.5.2.11, the tree must exist in the session.
                 let Some(tree) = session.tree(rsp.tree_id) else {
+                    info!(
+                        session = session.id,
+                        tree = rsp.tree_id,
+                        "tree id not connected in this session"
+                    );
                     compound.failed = Some(NtStatus::NETWORK_NAME_DELETED);
                     let status = if abandoned {
                         commands::lock::ABANDONED_STATUS
@@ -1126,6 +1132,16 @@ impl Connection {
         !self.waits.is_empty()
     }
 
+    /// Whether an authenticated session lives on this connection.
+    pub fn has_session(&self) -> bool {
+        !self.channels.is_empty()
+    }
+
+    /// Whether any session on this connection has a file open.
+    pub fn has_opens(&self) -> bool {
+        self.channels.values().any(|c| !c.session.opens.is_empty())
+    }
+
     /// The final response of a parked request that ends without running again (cancelled).
     fn send_async_final(&mut self, wait: &AsyncWait, status: NtStatus, out: &mut Vec<Vec<u8>>) {
         let channel = self.channels.get(&wait.session_id);
@@ -1181,6 +1197,11 @@ impl Connection {
         status: NtStatus,
         sign_with: Option<Arc<smb3d_protocol::crypto::Signer>>,
     ) -> Result<(), Disconnect> {
+        if status == NtStatus::INVALID_PARAMETER {
+            // Malformed requests (lengths or offsets outside the message, unknown commands...)
+            // end here: worth a line, since well-behaved clients do not send them.
+            info!(peer = %self.peer, command = rsp.command, message_id = rsp.message_id, "request refused: STATUS_INVALID_PARAMETER");
+        }
         rsp.status = status.0;
         let start = fb.begin(&rsp);
         error::encode(fb.buf());

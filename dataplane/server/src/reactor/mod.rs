@@ -58,8 +58,19 @@ pub fn spawn_reactors(
                         tracing::warn!(core, "could not pin reactor to core");
                     }
                 }
-                if let Err(e) = ring::run(server, spec, mailbox, shutdown) {
-                    tracing::error!(error = %e, "reactor stopped");
+                let index = spec.index;
+                let run =
+                    std::panic::AssertUnwindSafe(|| ring::run(server, spec, mailbox, shutdown));
+                match std::panic::catch_unwind(run) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "reactor stopped"),
+                    Err(_) => {
+                        // A reactor that died would leave its listener's place in the steering
+                        // group and its connections' sessions half alive; the process ends so
+                        // that it is restarted whole (by the control process or the service manager).
+                        tracing::error!(reactor = index, "reactor panicked; aborting");
+                        std::process::abort();
+                    }
                 }
             })?;
         handles.push(handle);

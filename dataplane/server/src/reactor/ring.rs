@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use rand::RngCore;
@@ -15,11 +15,16 @@ use tracing::{debug, info, warn};
 use super::{tcp, ReactorSpec};
 use crate::connection::{Connection, Environment, FileIo};
 use crate::mailbox::{ConnHandle, MailboxReceiver, ReactorMsg};
-use crate::server::ServerState;
+use crate::server::{ServerState, Timeouts};
 
 const RING_ENTRIES: u32 = 1024;
-/// Bytes asked for per RECV when no large PDU is pending: several small requests at once.
+/// Most bytes asked for per RECV when no large PDU is pending: many pipelined small requests.
 const RECV_CHUNK_BYTES: usize = 64 * 1024;
+/// Fewest bytes asked for per RECV, and the receive buffer of a new connection. A RECV that
+/// fills its buffer doubles the next one (up to [`RECV_CHUNK_BYTES`], once a session exists);
+/// one that gets less than a quarter halves it, and the buffer shrinks when empty. So a peer
+/// that connects and sends nothing, or a quiet client, costs a 4 KiB buffer, not 64 KiB.
+const MIN_RECV_CHUNK_BYTES: usize = 4 * 1024;
 /// Frames queued for sending per connection before the connection stops reading.
 const MAX_QUEUED_FRAMES: usize = 512;
 /// Bytes queued for sending (not yet taken by the kernel) per connection before it stops
@@ -30,6 +35,8 @@ const MAX_UNSENT_BYTES: u64 = 64 * 1024 * 1024;
 const MAX_CONNECTIONS: usize = 16 * 1024;
 /// Period of the housekeeping tick (blocked-request retries, shutdown check).
 const TICK_NS: u32 = 50_000_000;
+/// How often the connection timeouts (login, partial PDU, idle) are checked.
+const TIMEOUT_CHECK_PERIOD: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Op {
@@ -70,6 +77,16 @@ struct Conn {
     written_bytes: u64,
     /// Oplock and lease breaks sent here whose bytes the peer has not acknowledged yet.
     unacked_breaks: Vec<TrackedBreak>,
+    /// Since when the connection has had no session (accepted, or its last session ended).
+    sessionless_since: Option<Instant>,
+    /// When bytes last arrived.
+    last_recv_at: Instant,
+    /// When the first bytes of the incomplete PDU at the front of `rbuf` arrived.
+    partial_pdu_since: Option<Instant>,
+    /// Bytes the next RECV asks for when no large PDU is pending (adapts to the traffic).
+    recv_chunk: usize,
+    /// Bytes the RECV in flight asked for.
+    recv_asked: usize,
     /// How far the peer had acknowledged the stream at the last break check, and since when
     /// (a channel still draining a backlog keeps acknowledging: it is slow, not dead).
     acked_upto: u64,
@@ -84,18 +101,11 @@ struct TrackedBreak {
     /// Stream position just after the break's last byte.
     end: u64,
     queued_at: std::time::Instant,
-    /// How long the peer may acknowledge nothing while this break waits: `DEAD_CHANNEL_RTOS`
+    /// How long the peer may acknowledge nothing while this break waits: `DeadPeer::break_silence_rtos`
     /// retransmission timeouts of the connection when the break was queued. (Read later, the
     /// RTO of a dead peer has backed off exponentially to the 1 s clamp.)
     silence_limit: std::time::Duration,
 }
-
-/// Retransmission timeouts without any acknowledgment from the peer, while a break waits,
-/// before the channel is dead. TCP retransmits the break after one RTO; a live peer answers
-/// within a round trip, so three RTOs of silence mean the original and the retransmission
-/// were both lost (about 0.63 s at the 0.21 s loopback/LAN RTO; Samba waits 6 RTOs of a break
-/// being unacknowledged, about 1.25 s).
-const DEAD_CHANNEL_RTOS: u32 = 3;
 
 /// Forget breaks the peer's TCP stack has acknowledged; declare the channel dead when one has
 /// waited too long, and send its breaks again on the next channel (`oplock::redeliver`).
@@ -140,6 +150,49 @@ fn check_breaks(c: &mut Conn, server: &ServerState) {
 }
 
 impl Conn {
+    /// Adapt the RECV size to what the last RECV got: `received` of `self.recv_asked` bytes.
+    fn adapt_recv_chunk(&mut self, received: usize) {
+        let ceiling = if self.conn.has_session() {
+            RECV_CHUNK_BYTES
+        } else {
+            MIN_RECV_CHUNK_BYTES
+        };
+        if received >= self.recv_asked {
+            self.recv_chunk = (self.recv_chunk * 2).min(ceiling);
+        } else if received < self.recv_chunk / 4 {
+            self.recv_chunk = (self.recv_chunk / 2).max(MIN_RECV_CHUNK_BYTES);
+        }
+    }
+
+    /// Why this connection must be closed now, if one of its timeouts ran out.
+    fn timed_out(&mut self, timeouts: &Timeouts, now: Instant) -> Option<&'static str> {
+        if self.conn.has_session() {
+            self.sessionless_since = None;
+        } else {
+            let since = *self.sessionless_since.get_or_insert(now);
+            if now.duration_since(since) >= timeouts.login {
+                return Some("no session within the login timeout");
+            }
+        }
+        // A PDU stuck because we stopped reading (send backlog) is not the peer's delay.
+        if let Some(since) = self.partial_pdu_since.filter(|_| self.recv_inflight) {
+            if now.duration_since(since) >= timeouts.partial_pdu {
+                return Some("partial PDU not completed within the partial-PDU timeout");
+            }
+        }
+        let idle = self.conn.has_session()
+            && !self.conn.has_opens()
+            && !self.conn.has_waits()
+            && self.partial_pdu_since.is_none()
+            && self.sendq.is_empty();
+        if let Some(limit) = timeouts.idle.filter(|_| idle) {
+            if now.duration_since(self.last_recv_at) >= limit {
+                return Some("idle without open files for the idle timeout");
+            }
+        }
+        None
+    }
+
     /// Whether so little waits to be sent that reading more requests is fine.
     fn send_backlog_allows_recv(&self) -> bool {
         backlog_allows_recv(
@@ -209,6 +262,7 @@ pub fn run(
     let mut new_ios: Vec<NewFileIo> = Vec::new();
     let mut next_gen: u32 = 1;
     let mut env = ReactorEnv;
+    let mut timeouts_checked_at = Instant::now();
 
     for (i, (addr, fd)) in listeners.iter().enumerate() {
         push(
@@ -284,6 +338,8 @@ pub fn run(
                         c.closing = true;
                     } else {
                         c.rlen += res as usize;
+                        c.last_recv_at = Instant::now();
+                        c.adapt_recv_chunk(res as usize);
                         on_received(c, &mut env, &mut new_ios);
                         if !c.closing && c.send_backlog_allows_recv() {
                             arm_recv(&mut ring, c, slot)?;
@@ -420,8 +476,10 @@ pub fn run(
                             ReactorMsg::Send { frame, .. } => enqueue(c, [frame]),
                             ReactorMsg::Break { frame, route, .. } => {
                                 let end = c.queued_bytes + frame.len() as u64;
-                                let silence_limit =
-                                    tcp::dead_after(tcp::rto(c.fd.as_raw_fd()), DEAD_CHANNEL_RTOS);
+                                let silence_limit = tcp::dead_after(
+                                    tcp::rto(c.fd.as_raw_fd()),
+                                    server.config.dead_peer.break_silence_rtos,
+                                );
                                 c.unacked_breaks.push(TrackedBreak {
                                     frame: frame.clone(),
                                     route,
@@ -440,6 +498,10 @@ pub fn run(
                     continue;
                 }
                 x if x == Op::Tick as u8 => {
+                    if timeouts_checked_at.elapsed() >= TIMEOUT_CHECK_PERIOD {
+                        timeouts_checked_at = Instant::now();
+                        close_timed_out(&mut conns, &server.config.timeouts);
+                    }
                     for (idx, c) in conns.iter_mut().enumerate() {
                         let Some(c) = c.as_mut() else { continue };
                         if c.conn.has_waits() && !c.closing {
@@ -510,7 +572,7 @@ fn add_connection(
     reactor: usize,
     fd: OwnedFd,
 ) -> usize {
-    let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::TcpNoDelay, &true);
+    tcp::configure_connection(&fd, &server.config.dead_peer);
     let peer = nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(fd.as_raw_fd())
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
@@ -530,7 +592,7 @@ fn add_connection(
         fd,
         gen,
         conn: Connection::new(server.clone(), peer, handle),
-        rbuf: vec![0u8; RECV_CHUNK_BYTES],
+        rbuf: vec![0u8; MIN_RECV_CHUNK_BYTES],
         rlen: 0,
         recv_inflight: false,
         sendq: VecDeque::new(),
@@ -541,10 +603,31 @@ fn add_connection(
         queued_bytes: 0,
         written_bytes: 0,
         unacked_breaks: Vec::new(),
+        sessionless_since: Some(Instant::now()),
+        last_recv_at: Instant::now(),
+        partial_pdu_since: None,
+        recv_chunk: MIN_RECV_CHUNK_BYTES,
+        recv_asked: 0,
         acked_upto: 0,
         acked_progress_at: std::time::Instant::now(),
     });
     idx
+}
+
+/// Close the connections whose login, partial-PDU or idle timeout ran out: shutting the socket
+/// down ends their RECV, and the connection is reaped as any closed one.
+fn close_timed_out(conns: &mut [Option<Conn>], timeouts: &Timeouts) {
+    let now = Instant::now();
+    for c in conns.iter_mut().flatten() {
+        if c.closing {
+            continue;
+        }
+        if let Some(why) = c.timed_out(timeouts, now) {
+            warn!(peer = %c.conn.peer, reason = why, "closing connection: timeout");
+            c.closing = true;
+            let _ = nix::sys::socket::shutdown(c.fd.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        }
+    }
 }
 
 /// Re-run a connection's parked requests; queue what they answer.
@@ -684,7 +767,7 @@ fn on_received(c: &mut Conn, env: &mut ReactorEnv, new_ios: &mut Vec<NewFileIo>)
                         FileIo::Write(_) => {
                             // The payload is written from this buffer: hand it to the I/O and
                             // carry on with a new one holding whatever follows this PDU.
-                            let mut rest = vec![0u8; (c.rlen - pos).max(RECV_CHUNK_BYTES)];
+                            let mut rest = vec![0u8; (c.rlen - pos).max(c.recv_chunk)];
                             rest[..c.rlen - pos].copy_from_slice(&c.rbuf[pos..c.rlen]);
                             let pdu_buffer = std::mem::replace(&mut c.rbuf, rest);
                             c.rlen -= pos;
@@ -700,17 +783,24 @@ fn on_received(c: &mut Conn, env: &mut ReactorEnv, new_ios: &mut Vec<NewFileIo>)
     // received in place.
     c.rbuf.copy_within(pos..c.rlen, 0);
     c.rlen -= pos;
+    if c.rlen == 0 {
+        c.partial_pdu_since = None;
+    } else if pos > 0 || c.partial_pdu_since.is_none() {
+        // A PDU was completed and the next one begun, or the first bytes of one arrived.
+        c.partial_pdu_since = Some(Instant::now());
+    }
+    let chunk = c.recv_chunk;
     let want = match parse_frame_header(&c.rbuf[..c.rlen], c.conn.max_pdu_bytes()) {
         Frame::Pdu { len } => {
-            (FRAME_HEADER_BYTES + len).max(c.rlen + RECV_CHUNK_BYTES.min(FRAME_HEADER_BYTES + len))
+            (FRAME_HEADER_BYTES + len).max(c.rlen + chunk.min(FRAME_HEADER_BYTES + len))
         }
-        _ => c.rlen + RECV_CHUNK_BYTES,
+        _ => c.rlen + chunk,
     };
     if c.rbuf.len() < want {
         c.rbuf.resize(want, 0);
-    } else if c.rbuf.len() > 4 * RECV_CHUNK_BYTES && want <= RECV_CHUNK_BYTES {
-        // Give back the memory of a large PDU once it is handled.
-        c.rbuf.truncate(RECV_CHUNK_BYTES);
+    } else if c.rbuf.len() > 2 * want {
+        // Give back the memory of a large PDU, or of a burst, once it is handled.
+        c.rbuf.truncate(want);
         c.rbuf.shrink_to_fit();
     }
 }
@@ -720,9 +810,10 @@ fn arm_recv(ring: &mut IoUring, c: &mut Conn, slot: usize) -> std::io::Result<()
         return Ok(());
     }
     if c.rbuf.len() <= c.rlen {
-        c.rbuf.resize(c.rlen + RECV_CHUNK_BYTES, 0);
+        c.rbuf.resize(c.rlen + c.recv_chunk, 0);
     }
     let spare = &mut c.rbuf[c.rlen..];
+    c.recv_asked = spare.len();
     let entry = opcode::Recv::new(
         types::Fd(c.fd.as_raw_fd()),
         spare.as_mut_ptr(),

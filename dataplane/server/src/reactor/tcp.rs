@@ -3,8 +3,41 @@
 //! whether an oplock break reached the client, and how long to wait before calling its channel
 //! dead (FIELD-NOTES: Samba waits 6 × RTO, RTO clamped to 0.2–1 s).
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, RawFd};
 use std::time::Duration;
+
+use nix::sys::socket::{setsockopt, sockopt};
+
+use crate::server::DeadPeer;
+
+/// Give an accepted connection the socket options every channel gets: no Nagle delay, and
+/// the dead-peer settings (TCP_USER_TIMEOUT, keepalive). Failures are logged, not fatal: the
+/// connection still works, only a dead peer is found later.
+pub fn configure_connection(fd: &impl AsFd, dead_peer: &DeadPeer) {
+    let mut failed = Vec::new();
+    if setsockopt(fd, sockopt::TcpNoDelay, &true).is_err() {
+        failed.push("TCP_NODELAY");
+    }
+    if let Some(t) = dead_peer.tcp_user_timeout {
+        let ms = u32::try_from(t.as_millis()).unwrap_or(u32::MAX);
+        if setsockopt(fd, sockopt::TcpUserTimeout, &ms).is_err() {
+            failed.push("TCP_USER_TIMEOUT");
+        }
+    }
+    if let Some(k) = dead_peer.keepalive {
+        let secs = |d: Duration| u32::try_from(d.as_secs().max(1)).unwrap_or(u32::MAX);
+        let ok = setsockopt(fd, sockopt::KeepAlive, &true).is_ok()
+            && setsockopt(fd, sockopt::TcpKeepIdle, &secs(k.idle)).is_ok()
+            && setsockopt(fd, sockopt::TcpKeepInterval, &secs(k.interval)).is_ok()
+            && setsockopt(fd, sockopt::TcpKeepCount, &k.count).is_ok();
+        if !ok {
+            failed.push("keepalive");
+        }
+    }
+    if !failed.is_empty() {
+        tracing::warn!(options = ?failed, "cannot set socket options on a connection");
+    }
+}
 
 /// Bytes written to the socket that the peer has not acknowledged yet.
 pub fn unacked_bytes(fd: RawFd) -> Option<u64> {
@@ -44,7 +77,10 @@ pub const RTO_MAX: Duration = Duration::from_secs(1);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::Keepalive;
+    use nix::sys::socket::getsockopt;
     use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
     use std::os::fd::AsRawFd;
 
     #[test]
@@ -64,5 +100,28 @@ mod tests {
             dead_after(Some(Duration::from_secs(3)), 6),
             Duration::from_secs(6)
         );
+    }
+
+    #[test]
+    fn a_connection_gets_the_dead_peer_settings() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (conn, _) = listener.accept().unwrap();
+        let settings = DeadPeer {
+            break_silence_rtos: 3,
+            tcp_user_timeout: Some(Duration::from_millis(12_345)),
+            keepalive: Some(Keepalive {
+                idle: Duration::from_secs(77),
+                interval: Duration::from_secs(7),
+                count: 4,
+            }),
+        };
+        configure_connection(&conn, &settings);
+        assert!(getsockopt(&conn, sockopt::TcpNoDelay).unwrap());
+        assert_eq!(getsockopt(&conn, sockopt::TcpUserTimeout).unwrap(), 12_345);
+        assert!(getsockopt(&conn, sockopt::KeepAlive).unwrap());
+        assert_eq!(getsockopt(&conn, sockopt::TcpKeepIdle).unwrap(), 77);
+        assert_eq!(getsockopt(&conn, sockopt::TcpKeepInterval).unwrap(), 7);
+        assert_eq!(getsockopt(&conn, sockopt::TcpKeepCount).unwrap(), 4);
     }
 }

@@ -12,6 +12,8 @@ use smb3d_protocol::limits::MAX_PATH_UNITS;
 use smb3d_protocol::wire::utf16le_to_string;
 use smb3d_protocol::NtStatus;
 
+use tracing::{info, warn};
+
 use super::sys;
 
 /// Longest single component, in UTF-16 code units (MS-FSCC 2.1.5.2: 255 for NTFS).
@@ -46,10 +48,12 @@ impl SharePath {
         }
         // "\\?\", "\\server\..." and similar NT/UNC prefixes are never share-relative.
         if s.starts_with("\\\\") {
+            info!(name = s, "name refused: NT or UNC prefix");
             return Err(NtStatus::OBJECT_NAME_INVALID);
         }
         // MS-SMB2 3.3.5.9: a name beginning with '\' fails with STATUS_INVALID_PARAMETER.
         if s.starts_with('\\') {
+            info!(name = s, "name refused: absolute path");
             return Err(NtStatus::INVALID_PARAMETER);
         }
         let (body, trailing_separator) = match s.strip_suffix('\\') {
@@ -58,7 +62,9 @@ impl SharePath {
         };
         let mut path = String::with_capacity(body.len());
         for component in body.split('\\') {
-            validate_component(component)?;
+            validate_component(component).inspect_err(|_| {
+                info!(name = s, component, "name refused: invalid component");
+            })?;
             if !path.is_empty() {
                 path.push('/');
             }
@@ -171,7 +177,13 @@ fn errno_of(e: nix::errno::Errno) -> i32 {
 /// `RESOLVE_BENEATH`, `ELOOP` from a magic link or a symlink loop) is ACCESS_DENIED.
 pub fn map_lookup_errno(errno: i32) -> NtStatus {
     match errno {
-        libc::EXDEV | libc::ELOOP => NtStatus::ACCESS_DENIED,
+        libc::EXDEV | libc::ELOOP => {
+            warn!(
+                errno,
+                "lookup would leave the share (.. or a symlink): refused"
+            );
+            NtStatus::ACCESS_DENIED
+        }
         e => NtStatus::from_errno(e),
     }
 }
