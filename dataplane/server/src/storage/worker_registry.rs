@@ -15,8 +15,9 @@
 //! guard exclusively, reads the others' bytes, decides, publishes its own and drops the guard,
 //! so two workers cannot both admit conflicting opens. The guard is held for a few system
 //! calls; a worker waiting for it blocks its reactor that long. Two files sharing a slot (a
-//! hash collision, about 1 in 10^5 with a million files open at once) look to each other like
-//! one file: an open may see a sharing violation it should not, never the reverse.
+//! hash collision, about 1 in 10^4 with a million files open at once) look to each other like
+//! one file: an open may see a sharing violation it should not, or wait out the break timeout
+//! for a break the other file's worker has nothing to do for; never the reverse.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
