@@ -41,7 +41,8 @@ use crate::storage::worker_registry::{BreakRequest, Holding};
 pub const MAX_HANDOFF_BYTES: usize = 64 * 1024;
 
 const MAGIC: u32 = 0x534d_4248; // "SMBH"
-/// Layout version of the message header and of the fresh and end-session records.
+/// Layout version of the message header and of the fresh, end-session and break-request
+/// records.
 const MESSAGE_VERSION: u8 = 1;
 const HEADER_BYTES: usize = 8;
 /// User and domain names of an end-session message, at most (bytes of UTF-8 each).
