@@ -22,6 +22,7 @@ use smb3d_dataplane::handoff::Handoff;
 use smb3d_dataplane::reactor::{bind_listeners, check_port_free, spawn_reactors, ReactorSpec};
 use smb3d_dataplane::server::{BreakRetry, DeadPeer, ServerConfig, ServerState, Timeouts};
 use smb3d_dataplane::share::{Requirement, Share, ShareKind};
+use smb3d_dataplane::storage::worker_registry::WorkerRegistry;
 
 use config::{parse_cpu_list, parse_requirement, parse_share_flag, FileConfig};
 use passdb::Passdb;
@@ -144,7 +145,7 @@ struct ServeArgs {
     /// to the server [default: 60]; clients may ask for up to 300 s, or this when longer.
     #[arg(long, value_name = "SECS")]
     durable_timeout: Option<u32>,
-    /// Worker processes [default: 1]. Each client (by ClientGuid) lives in one worker; a
+    /// Worker processes [default: 1, at most 64]. Each client (by ClientGuid) lives in one worker; a
     /// connection that reaches another worker is handed over with SCM_RIGHTS. A worker that
     /// dies is restarted and takes only its own clients with it.
     #[arg(long)]
@@ -509,12 +510,22 @@ pub fn bind_group_listeners(
     Ok(out)
 }
 
+/// What makes a process one worker of several.
+pub struct WorkerJoin {
+    /// Its index and every worker's inbox.
+    pub handoff: Handoff,
+    /// Its own inbox, to read.
+    pub inbox: OwnedFd,
+    /// Its view of what the other workers hold on files.
+    pub registry: WorkerRegistry,
+}
+
 /// Serve with this process's reactors on `listeners` until a stop signal: the whole server, or
-/// one worker (`handoff`: its index, every worker's inbox and its own inbox to read).
+/// one worker (`join`).
 pub fn run_worker(
     plan: &ServePlan,
     per_reactor: ReactorListeners,
-    handoff: Option<(Handoff, OwnedFd)>,
+    join: Option<WorkerJoin>,
     signals: &SigSet,
 ) -> Result<(), String> {
     let reactors = plan.reactor_cpus.len();
@@ -524,9 +535,9 @@ pub fn run_worker(
         Arc::new(plan.users.clone()),
         plan.guid,
     );
-    let inbox = handoff.map(|(h, inbox)| {
-        state.join_workers(h);
-        inbox
+    let inbox = join.map(|j| {
+        state.join_workers(j.handoff, j.registry);
+        j.inbox
     });
     let server = Arc::new(state);
 

@@ -167,8 +167,8 @@ pub fn login(addr: SocketAddr, unc: &str, opts: &LoginOptions) -> Result<Session
     login_as(addr, unc, opts, rand::random())
 }
 
-/// [`login`] as the client `client_guid` (a client reconnecting after a lost connection keeps
-/// its ClientGuid).
+/// [`login`] as the client `client_guid`: a client reconnecting after a lost connection keeps
+/// its ClientGuid, and a server with worker processes places a client by it.
 pub fn login_as(
     addr: SocketAddr,
     unc: &str,

@@ -18,6 +18,7 @@ use crate::mailbox::{ConnHandle, ReactorMsg};
 use crate::server::{BreakRetry, ServerState};
 use crate::session::Session;
 use crate::storage::file_table::BreakNotice;
+use crate::storage::worker_registry::BreakRequest;
 
 /// Which channels may carry a break: the next one is tried when a channel dies.
 #[derive(Clone, Debug)]
@@ -56,6 +57,10 @@ pub fn send_breaks(server: &ServerState, notices: Vec<BreakNotice>) {
                     lease_break_frame(&notification),
                 )
             }
+            BreakNotice::Worker { worker, request } => {
+                ask_worker(server, worker, &request);
+                continue;
+            }
         };
         server.break_stats.sent.fetch_add(1, Ordering::Relaxed);
         if !deliver(server, &route, frame, None) {
@@ -65,6 +70,18 @@ pub fn send_breaks(server: &ServerState, notices: Vec<BreakNotice>) {
                 .fetch_add(1, Ordering::Relaxed);
             warn!(?route, "break could not be delivered on any channel");
         }
+    }
+}
+
+/// Ask another worker process to break what its opens cache on a file. A worker that cannot be
+/// told is left to the break timeout (or to its death, which drops its holdings).
+fn ask_worker(server: &ServerState, worker: usize, request: &BreakRequest) {
+    let Some(handoff) = &server.handoff else {
+        return;
+    };
+    match handoff.request_break(worker, request) {
+        Ok(()) => debug!(worker, ?request, "break asked of another worker"),
+        Err(e) => warn!(worker, error = %e, "cannot ask another worker for a break"),
     }
 }
 

@@ -245,7 +245,8 @@ pub struct ServerState {
     pub server_guid: [u8; 16],
     pub sessions: SessionTable,
     pub users: Arc<dyn UserLookup + Send + Sync>,
-    /// Every open file of the process: share modes, delete-pending, byte-range locks.
+    /// Every open file of the process: share modes, delete-pending, byte-range locks, oplocks
+    /// and leases (with several workers, share modes and caching checked against theirs).
     pub files: FileTable,
     /// One mailbox per reactor, set once the reactors start.
     pub mailboxes: OnceLock<Vec<Mailbox>>,
@@ -293,13 +294,19 @@ impl ServerState {
         }
     }
 
-    /// Make this process worker `handoff.worker` of several: its session ids name it from now on.
-    /// Called before any session exists.
-    pub fn join_workers(&mut self, handoff: crate::handoff::Handoff) {
+    /// Make this process worker `handoff.worker` of several: its session ids name it from now on,
+    /// and its opens are decided against the other workers' (`registry`). Called before any
+    /// session or open exists.
+    pub fn join_workers(
+        &mut self,
+        handoff: crate::handoff::Handoff,
+        registry: crate::storage::worker_registry::WorkerRegistry,
+    ) {
         // Random, so a restarted worker does not hand out the ids of its previous life again.
         self.sessions = SessionTable::new(rand::random(), handoff.worker);
         self.file_ids = crate::open::FileIdAllocator::new(rand::random(), handoff.worker);
         self.handoff = Some(handoff);
+        self.files = FileTable::with_registry(registry);
     }
 
     /// Deliver a message to the reactor that owns its target connection. `false` when that

@@ -17,7 +17,12 @@
 //!
 //! A message is one SOCK_SEQPACKET datagram to the owner's inbox: a header (magic, version,
 //! kind, record length), a record, the bytes already read from the connection, and its
-//! descriptor in SCM_RIGHTS (none for an end-session message).
+//! descriptor in SCM_RIGHTS (none for an end-session or break-request message).
+//!
+//! Opens are per process too, but every worker sees what the others hold on a file through
+//! the worker registry (`storage/worker_registry.rs`); a worker whose new open conflicts with
+//! another's caching asks it for the break with a break-request message
+//! ([`Handoff::request_break`]).
 
 pub mod record;
 
@@ -29,11 +34,15 @@ use smb3d_protocol::wire::{Reader, Writer};
 
 use record::{ConnectionRecord, MAX_RECORD_BYTES};
 
+use crate::storage::file_table::FileKey;
+use crate::storage::worker_registry::{BreakRequest, Holding};
+
 /// Bytes of a connection carried along at most: the request that moves it and what followed.
 pub const MAX_HANDOFF_BYTES: usize = 64 * 1024;
 
 const MAGIC: u32 = 0x534d_4248; // "SMBH"
-/// Layout version of the message header and of the fresh and end-session records.
+/// Layout version of the message header and of the fresh, end-session and break-request
+/// records.
 const MESSAGE_VERSION: u8 = 1;
 const HEADER_BYTES: usize = 8;
 /// User and domain names of an end-session message, at most (bytes of UTF-8 each).
@@ -53,6 +62,19 @@ enum Kind {
     Negotiated = 2,
     /// End a session of the receiver (a reconnect named it as PreviousSessionId).
     EndSession = 3,
+    /// Break what the receiver's opens of a file cache (a conflicting open elsewhere).
+    BreakRequest = 4,
+}
+
+/// Bytes of a break-request record: device, inode, holding bits, flags.
+const BREAK_REQUEST_BYTES: usize = 8 + 8 + 2 + 1;
+/// Flags of a break-request record.
+mod break_flags {
+    pub const OVERWRITE: u8 = 0x1;
+    pub const STAT_OPEN: u8 = 0x2;
+    pub const LEASE_STAT_OPEN: u8 = 0x4;
+    pub const DELETE_ON_CLOSE: u8 = 0x8;
+    pub const ALL: u8 = OVERWRITE | STAT_OPEN | LEASE_STAT_OPEN | DELETE_ON_CLOSE;
 }
 
 /// This process's place among the workers, and the inboxes of all of them.
@@ -92,6 +114,8 @@ pub enum InboxMessage {
         user: String,
         domain: String,
     },
+    /// Break what this worker's opens cache on a file.
+    BreakRequest(BreakRequest),
 }
 
 /// The worker owning session `session_id`, when ids are allocated by [`session_id_base`].
@@ -167,6 +191,27 @@ impl Handoff {
             record.put_bytes(name.as_bytes());
         }
         self.send_message(owner, Kind::EndSession, &record, &[], &[])
+    }
+
+    /// Ask worker `owner` to break what its opens of a file cache (see [`BreakRequest`]).
+    pub fn request_break(&self, owner: usize, request: &BreakRequest) -> std::io::Result<()> {
+        let mut record = Vec::with_capacity(BREAK_REQUEST_BYTES);
+        record.put_u64(request.key.device);
+        record.put_u64(request.key.inode);
+        record.put_u16(request.holding.to_bits());
+        let mut flags = 0;
+        for (on, flag) in [
+            (request.overwrite, break_flags::OVERWRITE),
+            (request.stat_open, break_flags::STAT_OPEN),
+            (request.lease_stat_open, break_flags::LEASE_STAT_OPEN),
+            (request.delete_on_close, break_flags::DELETE_ON_CLOSE),
+        ] {
+            if on {
+                flags |= flag;
+            }
+        }
+        record.put_u8(flags);
+        self.send_message(owner, Kind::BreakRequest, &record, &[], &[])
     }
 
     fn send_message(
@@ -249,6 +294,10 @@ pub fn spawn_inbox(
                             &server, session_id, &identity,
                         );
                     }
+                    Ok(InboxMessage::BreakRequest(request)) => {
+                        let notices = server.files.break_for_worker(&request);
+                        crate::oplock::send_breaks(&server, notices);
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return,
                     Err(e) => tracing::warn!(error = %e, "bad handoff message"),
                 }
@@ -320,6 +369,12 @@ fn decode_message(msg: &[u8], fds: Vec<OwnedFd>) -> Result<InboxMessage, &'stati
         }
         return decode_end_session(record);
     }
+    if kind == Kind::BreakRequest as u8 {
+        if !fds.is_empty() || !bytes.is_empty() {
+            return Err("break-request message with a connection");
+        }
+        return decode_break_request(record).map(InboxMessage::BreakRequest);
+    }
     let mut fds = fds.into_iter();
     let (Some(fd), None) = (fds.next(), fds.next()) else {
         return Err("a connection message needs exactly one descriptor");
@@ -344,6 +399,31 @@ fn decode_message(msg: &[u8], fds: Vec<OwnedFd>) -> Result<InboxMessage, &'stati
         state,
         bytes: bytes.to_vec(),
     }))
+}
+
+fn decode_break_request(record: &[u8]) -> Result<BreakRequest, &'static str> {
+    let short = |_| "break-request record truncated";
+    let mut r = Reader::new(record);
+    let key = FileKey {
+        device: r.u64().map_err(short)?,
+        inode: r.u64().map_err(short)?,
+    };
+    let holding = Holding::from_bits(r.u16().map_err(short)?).ok_or("unknown holding bits")?;
+    let flags = r.u8().map_err(short)?;
+    if flags & !break_flags::ALL != 0 {
+        return Err("unknown break-request flags");
+    }
+    if r.remaining() != 0 {
+        return Err("bytes after the break-request record");
+    }
+    Ok(BreakRequest {
+        key,
+        holding,
+        overwrite: flags & break_flags::OVERWRITE != 0,
+        stat_open: flags & break_flags::STAT_OPEN != 0,
+        lease_stat_open: flags & break_flags::LEASE_STAT_OPEN != 0,
+        delete_on_close: flags & break_flags::DELETE_ON_CLOSE != 0,
+    })
 }
 
 fn decode_end_session(record: &[u8]) -> Result<InboxMessage, &'static str> {
@@ -494,6 +574,40 @@ mod tests {
             ),
             other => panic!("expected end-session, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn break_request_travels_without_a_descriptor() {
+        let (inbox_rx, inbox_tx) = inbox_pair();
+        let handoff = Handoff::new(0, vec![inbox_tx]);
+        let request = BreakRequest {
+            key: FileKey {
+                device: 3,
+                inode: 0x1234_5678_9abc,
+            },
+            holding: Holding::OPEN | Holding::WRITE | Holding::DENY_READ,
+            overwrite: true,
+            stat_open: false,
+            lease_stat_open: false,
+            delete_on_close: true,
+        };
+        handoff.request_break(0, &request).unwrap();
+        match receive(inbox_rx.as_fd()).unwrap() {
+            InboxMessage::BreakRequest(got) => assert_eq!(got, request),
+            other => panic!("expected a break request, got {other:?}"),
+        }
+        let mut record = Vec::new();
+        record.put_u64(1);
+        record.put_u64(2);
+        record.put_u16(0x8000); // not a holding bit
+        record.put_u8(0);
+        assert!(decode_break_request(&record).is_err());
+        record[16] = 0;
+        record[17] = 0;
+        assert!(decode_break_request(&record).is_ok());
+        record[18] = 0x80; // not a flag
+        assert!(decode_break_request(&record).is_err());
+        assert!(decode_break_request(&record[..18]).is_err());
     }
 
     #[test]

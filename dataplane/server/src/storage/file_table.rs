@@ -7,6 +7,12 @@
 //! checks, LOCK) goes straight to the file's own mutex without touching the shards. A shard
 //! lock is taken only when an open is registered or unregistered, always before the entry's
 //! lock.
+//!
+//! With several worker processes each has its own table; share modes and caching are also
+//! checked against what the other workers publish in the worker registry
+//! ([`super::worker_registry`]): a worker's registry guard for a file is taken after the
+//! entry's lock, and breaks another worker must start are asked of it
+//! ([`BreakNotice::Worker`], answered there by [`FileTable::break_for_worker`]).
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -22,6 +28,7 @@ use smb3d_protocol::NtStatus;
 
 use super::metadata::{attr, stat_fd, FileMetadata};
 use super::sys;
+use super::worker_registry::{BreakRequest, Holding, SlotGuard, WorkerRegistry};
 use smb3d_protocol::messages::oplock_break::level;
 
 use crate::mailbox::ConnHandle;
@@ -229,6 +236,12 @@ pub enum BreakNotice {
         client_guid: [u8; 16],
         notification: LeaseBreakNotification,
     },
+    /// Ask another worker process to break what its opens cache on a file
+    /// ([`FileTable::break_for_worker`] there), sent to its inbox.
+    Worker {
+        worker: usize,
+        request: BreakRequest,
+    },
 }
 
 /// What a new open asks of the file's oplock state (MS-SMB2 3.3.5.9, MS-FSA 2.1.5.17).
@@ -307,6 +320,8 @@ struct FileState {
     waiters: Vec<ConnHandle>,
     /// The leases of the file's opens, one per (client, key).
     leases: Vec<Lease>,
+    /// What the worker registry shows of this file for this worker (with several workers).
+    published: Holding,
 }
 
 /// Waiters one file keeps at most; a full list still works, later waiters find out on the tick.
@@ -318,6 +333,71 @@ const MAX_WAITERS_PER_FILE: usize = 1024;
 pub const MAX_LOCKS_PER_FILE: usize = 16 * 1024;
 
 impl FileState {
+    /// What this process's opens of the file hold, for the worker registry: the union of
+    /// their access, share modes and caching (oplock level or lease state, breaks in flight
+    /// still counting what they break).
+    fn holding(&self) -> Holding {
+        self.opens.iter().fold(Holding::NONE, |acc, o| {
+            acc | Holding::of_open(o.access, o.share_access, self.caching_of(o))
+        })
+    }
+
+    fn caching_of(&self, o: &OpenRecord) -> Holding {
+        let state = match o.lease {
+            Some(id) => self
+                .leases
+                .iter()
+                .find(|l| l.id == id)
+                .map_or(caching::NONE, |l| l.state),
+            None => match o.oplock {
+                level::BATCH => caching::ALL,
+                level::EXCLUSIVE => caching::READ | caching::WRITE,
+                level::II => caching::READ,
+                _ => caching::NONE,
+            },
+        };
+        [
+            (caching::READ, Holding::CACHE_READ),
+            (caching::WRITE, Holding::CACHE_WRITE),
+            (caching::HANDLE, Holding::CACHE_HANDLE),
+        ]
+        .iter()
+        .filter(|(bit, _)| state & bit != 0)
+        .fold(Holding::NONE, |acc, (_, h)| acc | *h)
+    }
+
+    /// Start the oplock break a new open needs (see [`break_needed`](Self::break_needed));
+    /// an oplock nobody can be told about is broken at once. Returns whether the open must
+    /// wait: a break is in flight.
+    fn break_oplock(
+        &mut self,
+        req: &OplockRequest,
+        sharing_violation: bool,
+        notices: &mut Vec<BreakNotice>,
+    ) -> bool {
+        loop {
+            if self.pending_break.is_some() {
+                return true;
+            }
+            let Some((i, to)) = self.break_needed(req, sharing_violation) else {
+                return false;
+            };
+            let holder = &mut self.opens[i];
+            let Some(target) = holder.holder.clone() else {
+                // Nobody to tell: the break is immediate.
+                holder.oplock = to;
+                continue;
+            };
+            notices.push(BreakNotice::Oplock { target, level: to });
+            self.pending_break = Some(PendingBreak {
+                open_key: holder.open_key,
+                to,
+                deadline: Instant::now() + OPLOCK_BREAK_TIMEOUT,
+            });
+            return true;
+        }
+    }
+
     /// MS-FSA 2.1.4.12 (oplock break on open), for a new open that passed or failed the share
     /// check (`sharing_violation`). `Some(to)`: the exclusive/batch holder must be broken to `to`
     /// before the open may proceed.
@@ -421,8 +501,8 @@ impl FileState {
     /// Give the new open its lease: the existing one of its (client, key) — upgraded when the
     /// request is a strict superset the file allows and no break is in flight (MS-SMB2
     /// 3.3.5.9.8; smbtorture smb2.lease.upgrade) — or a new one. Returns the response context.
-    fn take_lease(&mut self, ask: &LeaseAsk) -> LeaseContext {
-        let granted = self.lease_grantable(ask);
+    fn take_lease(&mut self, ask: &LeaseAsk, limit: u32) -> LeaseContext {
+        let granted = self.lease_grantable(ask) & limit;
         let requested = ask.context.state & caching::ALL;
         if let Some(lease) = self.leases.iter_mut().find(|l| l.id == ask.id) {
             let superset = requested & lease.state == lease.state;
@@ -558,12 +638,63 @@ pub struct FileEntry {
     lock_generation: AtomicU64,
     /// Size in bytes of the volume holding the file, looked up on the first write.
     volume_bytes: OnceLock<u64>,
+    /// With several worker processes: where this worker publishes what it holds on the file.
+    registry: Option<Arc<WorkerRegistry>>,
+}
+
+/// The file's state, locked. With several workers, whoever changed it republishes what this
+/// worker holds on the file when it lets go (the one place every change passes through); a
+/// holding only shrinks there — new bits are published by [`FileTable::register`] under the
+/// file's registry guard.
+struct StateGuard<'a> {
+    state: MutexGuard<'a, FileState>,
+    entry: &'a FileEntry,
+    changed: bool,
+}
+
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = FileState;
+    fn deref(&self) -> &FileState {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut FileState {
+        self.changed = true;
+        &mut self.state
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        let Some(registry) = self.entry.registry.as_deref() else {
+            return;
+        };
+        if !self.changed {
+            return;
+        }
+        let holding = self.state.holding();
+        if holding == self.state.published {
+            return;
+        }
+        match registry.release(self.entry.key, holding) {
+            Ok(()) => self.state.published = holding,
+            Err(e) => {
+                tracing::error!(error = %e, key = ?self.entry.key, "worker registry: cannot publish a holding")
+            }
+        }
+    }
 }
 
 impl FileEntry {
-    fn state(&self) -> MutexGuard<'_, FileState> {
-        // A panic while holding the lock leaves consistent data (every update is one step).
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> StateGuard<'_> {
+        StateGuard {
+            // A panic while holding the lock leaves consistent data (every update is one step).
+            state: self.state.lock().unwrap_or_else(|e| e.into_inner()),
+            entry: self,
+            changed: false,
+        }
     }
 
     /// Connections waiting for an oplock break on this file, to nudge once it changed.
@@ -599,12 +730,57 @@ pub struct FileTable {
     /// Which file each lease is on: a lease key names one file (MS-SMB2 3.3.5.9.8), and a lease
     /// break acknowledgment names only the key. Locked after a file's state, never before.
     lease_files: Mutex<HashMap<LeaseId, FileKey>>,
+    /// With several worker processes: what the others hold (`None` with one process).
+    registry: Option<Arc<WorkerRegistry>>,
+    /// Files on which opens of this worker wait for breaks asked of other workers. Locked
+    /// after a file's state, never before.
+    worker_waits: Mutex<HashMap<FileKey, WorkerWait>>,
+}
+
+/// Opens of a file waiting for other workers' breaks: whom they asked, and until when.
+#[derive(Clone, Copy, Debug)]
+struct WorkerWait {
+    /// Workers asked already (bit `w`), so a retried open does not ask again.
+    asked: u64,
+    /// After this the others' caching counts as broken (the break timeout, MS-SMB2 3.3.2.1).
+    deadline: Instant,
+}
+
+/// Waits a file table remembers at most; older ones past their deadline go first.
+const MAX_WORKER_WAITS: usize = 4096;
+
+/// What an open may be granted beside other workers' opens of the file.
+#[derive(Clone, Copy, Debug)]
+struct GrantLimit {
+    oplock: u8,
+    lease: u32,
+}
+
+impl GrantLimit {
+    const NONE: GrantLimit = GrantLimit {
+        oplock: level::BATCH,
+        lease: caching::ALL,
+    };
 }
 
 impl Default for FileTable {
     fn default() -> Self {
         FileTable::new()
     }
+}
+
+/// Publish this worker's holding on the file, new bits included, under its registry guard.
+fn publish_under_guard(guard: &mut SlotGuard, st: &mut FileState) {
+    let holding = st.holding();
+    match guard.publish(holding) {
+        Ok(()) => st.published = holding,
+        Err(e) => tracing::error!(error = %e, "worker registry: cannot publish a holding"),
+    }
+}
+
+fn registry_failure(e: std::io::Error) -> NtStatus {
+    tracing::error!(error = %e, "worker registry unavailable");
+    NtStatus::INSUFFICIENT_RESOURCES
 }
 
 /// Access bits that take part in share-mode checks (MS-FSA 2.1.5.1.2.1).
@@ -686,6 +862,17 @@ impl FileTable {
             next_open_key: AtomicU64::new(1),
             volume_sizes: RwLock::new(HashMap::new()),
             lease_files: Mutex::new(HashMap::new()),
+            registry: None,
+            worker_waits: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The file table of one worker of several: share modes and caching are decided against
+    /// the other workers' opens too, through `registry`.
+    pub fn with_registry(registry: WorkerRegistry) -> FileTable {
+        FileTable {
+            registry: Some(Arc::new(registry)),
+            ..FileTable::new()
         }
     }
 
@@ -697,9 +884,11 @@ impl FileTable {
     }
 
     /// Add an open of `key` after the share-mode check. Fails with DELETE_PENDING when the file
-    /// is being deleted, SHARING_VIOLATION when another open's access or share mode conflicts,
-    /// INVALID_PARAMETER when the requested lease key already names another file, and PENDING
-    /// when the open must wait for break acknowledgments (`notices` holds the breaks to send).
+    /// is being deleted, SHARING_VIOLATION when another open's access or share mode conflicts
+    /// (with several workers, another worker's open too), INVALID_PARAMETER when the requested
+    /// lease key already names another file, and PENDING when the open must wait for break
+    /// acknowledgments (`notices` holds the breaks to send, and the break requests to other
+    /// workers).
     pub fn register(
         &self,
         key: FileKey,
@@ -723,25 +912,62 @@ impl FileTable {
                     state: Mutex::new(FileState::default()),
                     lock_generation: AtomicU64::new(0),
                     volume_bytes: OnceLock::new(),
+                    registry: self.registry.clone(),
                 })
             })
             .clone();
         let mut st = file.state();
-        let verdict = Self::admit(&mut st, access, share_access, oplock, notices);
-        if let Err(e) = verdict {
-            if st.opens.is_empty() {
-                drop(st);
-                shard.remove(&key);
+        // The registry guard is taken after the file's state (a state change publishes with
+        // the registry's own lock), and let go before it.
+        let verdict = self.lock_slot(key).and_then(|mut slot| {
+            let verdict = Self::admit(&mut st, access, share_access, oplock, notices)
+                .and_then(|()| match slot.as_ref() {
+                    Some(guard) => {
+                        self.limit_by_others(guard, key, access, share_access, oplock, notices)
+                    }
+                    None => Ok(GrantLimit::NONE),
+                })
+                .map(|limit| self.add_open(&mut st, key, access, share_access, oplock, limit));
+            if let Some(guard) = slot.as_mut() {
+                publish_under_guard(guard, &mut st);
             }
-            return Err(e);
+            verdict
+        });
+        match verdict {
+            Ok((open_key, oplock_level, lease)) => Ok(Registration {
+                file: file.clone(),
+                open_key,
+                oplock_level,
+                lease,
+            }),
+            Err(e) => {
+                if st.opens.is_empty() {
+                    drop(st);
+                    shard.remove(&key);
+                }
+                Err(e)
+            }
         }
+    }
+
+    /// Add an admitted open to the file, with the oplock or lease it may have; returns its
+    /// key, the oplock level granted and the lease context to answer with.
+    fn add_open(
+        &self,
+        st: &mut FileState,
+        key: FileKey,
+        access: u32,
+        share_access: u32,
+        oplock: &OplockRequest,
+        limit: GrantLimit,
+    ) -> (u64, u8, Option<LeaseContext>) {
         let (granted, lease) = match &oplock.lease {
             Some(ask) => {
-                let grant = st.take_lease(ask);
+                let grant = st.take_lease(ask, limit.lease);
                 self.lease_files().insert(ask.id, key);
                 (level::LEASE, Some(grant))
             }
-            None => (st.grantable(oplock.level), None),
+            None => (st.grantable(oplock.level).min(limit.oplock), None),
         };
         let open_key = self.next_open_key.fetch_add(1, Ordering::Relaxed);
         st.opens.push(OpenRecord {
@@ -756,13 +982,172 @@ impl FileTable {
             holder: oplock.holder.clone(),
             lease: oplock.lease.map(|l| l.id),
         });
-        drop(st);
-        Ok(Registration {
-            file,
-            open_key,
-            oplock_level: granted,
-            lease,
-        })
+        (open_key, granted, lease)
+    }
+
+    /// The file's registry guard, with several workers.
+    fn lock_slot(&self, key: FileKey) -> Result<Option<SlotGuard<'_>>, NtStatus> {
+        let Some(registry) = self.registry.as_deref() else {
+            return Ok(None);
+        };
+        registry.lock(key).map(Some).map_err(registry_failure)
+    }
+
+    /// Admission against the other workers' opens of the file, once this worker's own allow
+    /// the open: the same rules as [`admit`](Self::admit), with each worker standing for a
+    /// client whose opens hold the worker's published holding. Breaks are asked of the
+    /// holding workers (`BreakNotice::Worker`) and the open waits (PENDING) for their holdings
+    /// to shrink, or for the break timeout; the parked CREATE is retried on its reactor's tick.
+    /// Returns what the open may be granted beside those opens.
+    fn limit_by_others(
+        &self,
+        guard: &SlotGuard,
+        key: FileKey,
+        access: u32,
+        share_access: u32,
+        oplock: &OplockRequest,
+        notices: &mut Vec<BreakNotice>,
+    ) -> Result<GrantLimit, NtStatus> {
+        let others = guard.others().map_err(registry_failure)?;
+        if others.is_empty() {
+            self.worker_waits().remove(&key);
+            return Ok(GrantLimit::NONE);
+        }
+        let mine = Holding::of_open(access, share_access, Holding::NONE);
+        let now = Instant::now();
+        // MS-SMB2 3.3.2.1: past the break timeout the others' caching counts as broken.
+        let expired = self
+            .worker_waits()
+            .get(&key)
+            .is_some_and(|w| now >= w.deadline);
+        let caching_of = |bits: Holding| -> Vec<usize> {
+            if expired {
+                Vec::new()
+            } else {
+                others.holding(bits).collect()
+            }
+        };
+        let sharing_violation = others.sharing_violation(mine);
+        // Stat opens break nothing unless they overwrite (as in `admit`; an open with
+        // READ_CONTROL besides breaks no other worker's oplock either).
+        let breaks_caching = oplock.overwrite || !oplock.lease_stat_open;
+        let must_break = if sharing_violation {
+            Holding::CACHE_HANDLE
+        } else if !breaks_caching {
+            Holding::NONE
+        } else if oplock.delete_on_close {
+            Holding::CACHE_WRITE | Holding::CACHE_HANDLE
+        } else {
+            Holding::CACHE_WRITE
+        };
+        let request = BreakRequest {
+            key,
+            holding: mine,
+            overwrite: oplock.overwrite,
+            stat_open: oplock.stat_open,
+            lease_stat_open: oplock.lease_stat_open,
+            delete_on_close: oplock.delete_on_close,
+        };
+        let blocking = caching_of(must_break);
+        if !blocking.is_empty() {
+            self.ask_workers(request, &blocking, now, notices);
+            return Err(NtStatus::PENDING);
+        }
+        self.worker_waits().remove(&key);
+        if sharing_violation {
+            return Err(NtStatus::SHARING_VIOLATION);
+        }
+        if breaks_caching && (oplock.overwrite || mine.contains(Holding::WRITE)) {
+            // Read caching elsewhere goes stale: broken to none, nobody waits (MS-FSA 2.1.4.12).
+            for worker in caching_of(Holding::CACHE_READ) {
+                notices.push(BreakNotice::Worker { worker, request });
+            }
+        }
+        let mut theirs = others.union();
+        if expired {
+            theirs = theirs.without(Holding::CACHING);
+        }
+        // Exclusive caching only alone on the file; no oplock beside write or handle caching,
+        // no handle caching beside write caching (as `grantable` and `lease_grantable`).
+        let mut limit = GrantLimit {
+            oplock: level::II,
+            lease: caching::READ | caching::HANDLE,
+        };
+        if theirs.intersects(Holding::CACHE_WRITE | Holding::CACHE_HANDLE) {
+            limit.oplock = level::NONE;
+        }
+        if theirs.intersects(Holding::CACHE_WRITE) {
+            limit.lease &= !caching::HANDLE;
+        }
+        Ok(limit)
+    }
+
+    /// Ask each of `workers` once per wait to break what `request` conflicts with.
+    fn ask_workers(
+        &self,
+        request: BreakRequest,
+        workers: &[usize],
+        now: Instant,
+        notices: &mut Vec<BreakNotice>,
+    ) {
+        let mut waits = self.worker_waits();
+        if waits.len() >= MAX_WORKER_WAITS && !waits.contains_key(&request.key) {
+            waits.retain(|_, w| now < w.deadline);
+        }
+        let mut untracked = WorkerWait {
+            asked: 0,
+            deadline: now + OPLOCK_BREAK_TIMEOUT,
+        };
+        let wait = if waits.len() < MAX_WORKER_WAITS || waits.contains_key(&request.key) {
+            waits.entry(request.key).or_insert(untracked)
+        } else {
+            // Too many files waiting: ask every time, without a deadline of its own.
+            &mut untracked
+        };
+        for &worker in workers {
+            let bit = 1u64 << (worker % 64);
+            if wait.asked & bit == 0 {
+                wait.asked |= bit;
+                notices.push(BreakNotice::Worker { worker, request });
+            }
+        }
+    }
+
+    fn worker_waits(&self) -> MutexGuard<'_, HashMap<FileKey, WorkerWait>> {
+        self.worker_waits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Another worker's open conflicts with what this worker's opens of `request.key` cache
+    /// (its [`BreakRequest`] came through the inbox): start the breaks an open by another
+    /// client would start here — the oplock break, lease breaks, read caching broken by writes
+    /// and overwrites — without anyone here waiting; the holding shrinks, and is published
+    /// again, as the holders acknowledge. Returns the notices to send.
+    pub fn break_for_worker(&self, request: &BreakRequest) -> Vec<BreakNotice> {
+        let Some(file) = self.shard(&request.key).get(&request.key).cloned() else {
+            return Vec::new();
+        };
+        let mut st = file.state();
+        st.expire_breaks(Instant::now());
+        let sharing_violation = st.opens.iter().any(|o| {
+            Holding::of_open(o.access, o.share_access, Holding::NONE)
+                .share_conflict(request.holding)
+        });
+        let req = OplockRequest {
+            overwrite: request.overwrite,
+            stat_open: request.stat_open,
+            lease_stat_open: request.lease_stat_open,
+            delete_on_close: request.delete_on_close,
+            ..OplockRequest::none()
+        };
+        let mut notices = Vec::new();
+        st.break_oplock(&req, sharing_violation, &mut notices);
+        if !req.lease_stat_open || req.overwrite {
+            st.break_leases(&req, sharing_violation, &mut notices);
+            if !sharing_violation && (req.overwrite || request.holding.contains(Holding::WRITE)) {
+                notices.extend(st.break_level2(None));
+            }
+        }
+        notices
     }
 
     fn lease_files(&self) -> MutexGuard<'_, HashMap<LeaseId, FileKey>> {
@@ -787,27 +1172,7 @@ impl FileTable {
             .opens
             .iter()
             .any(|o| share_conflict(o, access, share_access));
-        let mut wait = st.pending_break.is_some();
-        if !wait {
-            if let Some((i, to)) = st.break_needed(oplock, sharing_violation) {
-                let holder = &st.opens[i];
-                let pb = PendingBreak {
-                    open_key: holder.open_key,
-                    to,
-                    deadline: Instant::now() + OPLOCK_BREAK_TIMEOUT,
-                };
-                match holder.holder.clone() {
-                    Some(target) => notices.push(BreakNotice::Oplock { target, level: to }),
-                    // Nobody to tell: the break is immediate.
-                    None => {
-                        st.opens[i].oplock = to;
-                        return Self::admit(st, access, share_access, oplock, notices);
-                    }
-                }
-                st.pending_break = Some(pb);
-                wait = true;
-            }
-        }
+        let mut wait = st.break_oplock(oplock, sharing_violation, notices);
         // A lease stat open breaks no lease, unless it overwrites the data.
         if !oplock.lease_stat_open || oplock.overwrite {
             wait |= st.break_leases(oplock, sharing_violation, notices);
@@ -1413,7 +1778,7 @@ mod tests {
             .iter()
             .filter_map(|n| match n {
                 BreakNotice::Oplock { target, level } => Some((target.file_id.volatile, *level)),
-                BreakNotice::Lease { .. } => None,
+                _ => None,
             })
             .collect()
     }
@@ -1566,7 +1931,7 @@ mod tests {
                     notification.new_state,
                     notification.flags & NOTIFY_ACK_REQUIRED != 0,
                 )),
-                BreakNotice::Oplock { .. } => None,
+                _ => None,
             })
             .collect()
     }
@@ -1759,7 +2124,7 @@ mod tests {
             .chain(&next)
             .filter_map(|n| match n {
                 BreakNotice::Lease { notification, .. } => Some(notification.new_epoch),
-                BreakNotice::Oplock { .. } => None,
+                _ => None,
             })
             .collect();
         assert_eq!(epochs, [2, 2]);
@@ -1864,5 +2229,205 @@ mod tests {
         assert!(lock_conflicts(&own_shared, 1, 0, 10, true, true));
         assert!(lock_conflicts(&own_shared, 1, 0, 10, true, false));
         assert!(!lock_conflicts(&own_shared, 2, 0, 10, false, true));
+    }
+
+    /// Two workers' file tables in one process, each with its own registry on one lock file.
+    fn two_workers() -> (FileTable, FileTable) {
+        use super::super::worker_registry::create_lock_file;
+        let lock_file = create_lock_file().unwrap();
+        let worker =
+            |w| FileTable::with_registry(WorkerRegistry::open(lock_file.as_fd(), w, 2).unwrap());
+        (worker(0), worker(1))
+    }
+
+    /// The break requests among `notices`: (worker asked, the request).
+    fn worker_requests(notices: &[BreakNotice]) -> Vec<(usize, BreakRequest)> {
+        notices
+            .iter()
+            .filter_map(|n| match n {
+                BreakNotice::Worker { worker, request } => Some((*worker, *request)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn share_modes_conflict_across_workers() {
+        let (w0, w1) = two_workers();
+        let mut notices = Vec::new();
+        let reader = w0
+            .register(
+                KEY,
+                access::FILE_READ_DATA,
+                share::READ,
+                &OplockRequest::none(),
+                &mut notices,
+            )
+            .unwrap();
+        let writer = |table: &FileTable| {
+            table.register(
+                KEY,
+                access::FILE_WRITE_DATA,
+                share::ALL,
+                &OplockRequest::none(),
+                &mut Vec::new(),
+            )
+        };
+        assert_eq!(writer(&w1).unwrap_err(), NtStatus::SHARING_VIOLATION);
+        // Another reader sharing read is fine; a stat open too.
+        let reader2 = w1
+            .register(
+                KEY,
+                access::FILE_READ_DATA,
+                share::READ,
+                &OplockRequest::none(),
+                &mut notices,
+            )
+            .unwrap();
+        w1.register(KEY, STAT, 0, &OplockRequest::none(), &mut notices)
+            .unwrap();
+        assert!(notices.is_empty());
+        // The holdings go with the opens.
+        w0.cancel(reader);
+        assert_eq!(writer(&w0).unwrap_err(), NtStatus::SHARING_VIOLATION);
+        w1.cancel(reader2);
+        assert!(writer(&w0).is_ok());
+    }
+
+    #[test]
+    fn batch_oplock_is_broken_across_workers() {
+        let (w0, w1) = two_workers();
+        let holder = open_with(&w0, &oplock_request(level::BATCH, 1)).unwrap();
+        assert_eq!(holder.oplock_level, level::BATCH);
+        let holder = test_open(holder);
+
+        let mut notices = Vec::new();
+        let ask = oplock_request(level::BATCH, 2);
+        let blocked = w1.register(KEY, RW_ACCESS, share::ALL, &ask, &mut notices);
+        assert_eq!(blocked.unwrap_err(), NtStatus::PENDING);
+        let requests = worker_requests(&notices);
+        assert_eq!(requests.len(), 1);
+        let (asked, request) = requests[0];
+        assert_eq!(asked, 0);
+        assert_eq!(request.key, KEY);
+        assert!(!request.overwrite && !request.stat_open);
+        // A retry before the holder answered waits without asking again.
+        let mut again = Vec::new();
+        let retry = OplockRequest {
+            retry: true,
+            ..ask.clone()
+        };
+        let blocked = w1.register(KEY, RW_ACCESS, share::ALL, &retry, &mut again);
+        assert_eq!(blocked.unwrap_err(), NtStatus::PENDING);
+        assert!(again.is_empty());
+
+        // Worker 0's inbox runs the request: the batch holder is told to go to level II.
+        let breaks = w0.break_for_worker(&request);
+        assert_eq!(oplock_breaks(&breaks), [(1, level::II)]);
+        // Asked again (the requester retried after a restart, say): nothing more to send.
+        assert!(w0.break_for_worker(&request).is_empty());
+        let blocked = w1.register(KEY, RW_ACCESS, share::ALL, &retry, &mut again);
+        assert_eq!(blocked.unwrap_err(), NtStatus::PENDING);
+
+        // The holder acknowledges: its holding shrinks and the requester proceeds at level II.
+        let (now, _) = w0.acknowledge_break(&holder, level::II).unwrap();
+        assert_eq!(now, level::II);
+        let admitted = w1
+            .register(KEY, RW_ACCESS, share::ALL, &retry, &mut again)
+            .unwrap();
+        assert_eq!(admitted.oplock_level, level::II);
+        // It may write: the other worker's level II goes to none, without waiting.
+        assert_eq!(worker_requests(&again).len(), 1);
+        assert!(w0.break_for_worker(&worker_requests(&again)[0].1).len() == 1);
+        assert_eq!(w0.oplock_level(&holder), level::NONE);
+    }
+
+    #[test]
+    fn sharing_violation_across_workers_breaks_a_batch_oplock_first() {
+        let (w0, w1) = two_workers();
+        let holder = w0
+            .register(
+                KEY,
+                RW_ACCESS,
+                share::READ,
+                &oplock_request(level::BATCH, 1),
+                &mut Vec::new(),
+            )
+            .unwrap();
+        let holder = test_open(holder);
+        let mut notices = Vec::new();
+        let writer = OplockRequest {
+            retry: true,
+            ..OplockRequest::none()
+        };
+        let blocked = w1.register(KEY, RW_ACCESS, share::ALL, &writer, &mut notices);
+        assert_eq!(blocked.unwrap_err(), NtStatus::PENDING);
+        let (_, request) = worker_requests(&notices)[0];
+        assert_eq!(
+            oplock_breaks(&w0.break_for_worker(&request)),
+            [(1, level::II)]
+        );
+        // The holder keeps its handle: the conflict stands once the handle caching is gone.
+        w0.acknowledge_break(&holder, level::II).unwrap();
+        let refused = w1.register(KEY, RW_ACCESS, share::ALL, &writer, &mut notices);
+        assert_eq!(refused.unwrap_err(), NtStatus::SHARING_VIOLATION);
+    }
+
+    #[test]
+    fn lease_is_broken_to_read_handle_across_workers() {
+        let (w0, w1) = two_workers();
+        let held = open_with(&w0, &lease_request(CLIENT_A, 1, RWH, 2)).unwrap();
+        assert_eq!(granted_state(&held), RWH);
+        let mut notices = Vec::new();
+        let ask = lease_request(CLIENT_B, 2, RWH, 2);
+        let blocked = w1.register(KEY, RW_ACCESS, share::ALL, &ask, &mut notices);
+        assert_eq!(blocked.unwrap_err(), NtStatus::PENDING);
+        let (asked, request) = worker_requests(&notices)[0];
+        assert_eq!(asked, 0);
+        let breaks = w0.break_for_worker(&request);
+        assert_eq!(lease_breaks(&breaks), [(1, RWH, RH, true)]);
+        let id = LeaseId {
+            client_guid: CLIENT_A,
+            key: [1; 16],
+        };
+        let mut more = Vec::new();
+        w0.acknowledge_lease_break(id, RH, &mut more).unwrap();
+        assert!(more.is_empty());
+        let retry = OplockRequest { retry: true, ..ask };
+        let admitted = w1
+            .register(KEY, RW_ACCESS, share::ALL, &retry, &mut notices)
+            .unwrap();
+        // Beside another worker's open: read and handle caching, never write caching.
+        assert_eq!(granted_state(&admitted), RH);
+    }
+
+    #[test]
+    fn a_dead_workers_opens_let_a_waiting_open_in() {
+        let (w0, w1) = two_workers();
+        let holder = open_with(&w0, &oplock_request(level::BATCH, 1)).unwrap();
+        let mut notices = Vec::new();
+        let ask = oplock_request(level::BATCH, 2);
+        let blocked = w1.register(KEY, RW_ACCESS, share::ALL, &ask, &mut notices);
+        assert_eq!(blocked.unwrap_err(), NtStatus::PENDING);
+        // Worker 0 dies without acknowledging: its lock file description closes.
+        drop(holder);
+        drop(w0);
+        let admitted = open_with(&w1, &ask).unwrap();
+        assert_eq!(admitted.oplock_level, level::BATCH);
+    }
+
+    #[test]
+    fn a_break_timeout_lets_the_open_in_beside_another_workers_caching() {
+        let (w0, w1) = two_workers();
+        let _holder = open_with(&w0, &oplock_request(level::BATCH, 1)).unwrap();
+        let ask = oplock_request(level::BATCH, 2);
+        assert_eq!(open_with(&w1, &ask).unwrap_err(), NtStatus::PENDING);
+        // The holder never answers: past the deadline its caching counts as broken.
+        w1.worker_waits()
+            .get_mut(&KEY)
+            .expect("a wait for worker 0")
+            .deadline = Instant::now();
+        let admitted = open_with(&w1, &ask).unwrap();
+        assert_eq!(admitted.oplock_level, level::II);
     }
 }

@@ -12,6 +12,7 @@ pub mod path;
 mod sys;
 #[cfg(test)]
 pub(crate) mod test_dir;
+pub mod worker_registry;
 
 use std::os::fd::AsFd;
 
