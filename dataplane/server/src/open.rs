@@ -101,6 +101,9 @@ pub struct Open {
     pub access_mask: u32,
     pub share_access: u32,
     pub create_options: u32,
+    /// FilePositionInformation: where the last read ended, or what SET_INFO set. Atomic, so a
+    /// READ updates it without taking `state`.
+    pub position: AtomicU64,
     /// Mutable per-open state.
     pub state: Mutex<OpenState>,
     /// The file's server-wide shared state (share modes, delete-pending, byte-range locks).
@@ -149,8 +152,6 @@ impl Open {
 #[derive(Debug, Default)]
 pub struct OpenState {
     pub delete_on_close: bool,
-    /// FilePositionInformation (kept for clients that query/set it).
-    pub position: u64,
     /// FileModeInformation.
     pub mode: u32,
     /// QUERY_DIRECTORY enumeration state (pattern, name snapshot, cursor); `None` until the

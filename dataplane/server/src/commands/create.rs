@@ -153,6 +153,7 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
         access_mask: opened.granted,
         share_access: r.share_access,
         create_options: r.create_options,
+        position: std::sync::atomic::AtomicU64::new(0),
         state: Mutex::new(OpenState {
             delete_on_close: r.create_options & options::DELETE_ON_CLOSE != 0,
             ..OpenState::default()

@@ -401,9 +401,9 @@ fn write_read_flush_close() {
             let n = crate::storage::read_at(&open, offset, &mut buf).unwrap();
             assert_eq!(&buf[..n], b"\0\0\0hello");
             // The position follows reads (not writes): the end of the bytes read.
-            assert_eq!(open.state.lock().unwrap().position, 8);
+            assert_eq!(open.position.load(std::sync::atomic::Ordering::Relaxed), 8);
             assert_eq!(crate::storage::read_at(&open, 2, &mut buf[..4]).unwrap(), 4);
-            assert_eq!(open.state.lock().unwrap().position, 6);
+            assert_eq!(open.position.load(std::sync::atomic::Ordering::Relaxed), 6);
             assert_eq!(crate::storage::read_at(&open, 100, &mut buf).unwrap(), 0);
         }
         other => panic!("{other:?}"),

@@ -112,6 +112,7 @@ impl Fixture {
             access_mask,
             share_access: share::ALL,
             create_options: 0,
+            position: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(OpenState::default()),
             file: reg.file,
             open_key: reg.open_key,

@@ -134,7 +134,7 @@ fn mode_of(open: &Open) -> u32 {
 }
 
 fn position_of(open: &Open) -> u64 {
-    open.state.lock().map(|s| s.position).unwrap_or(0)
+    open.position.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 fn encode_file_class(ctx: &TreeCtx, open: &Open, c: u8) -> Result<Vec<u8>, NtStatus> {

@@ -244,12 +244,13 @@ fn set_disposition_ex(ctx: &TreeCtx, open: &Open, flags: u32) -> Result<(), NtSt
 /// MS-FSA 2.1.5.14.9 FilePositionInformation.
 fn set_position(open: &Open, p: fi::PositionInformation) -> Result<(), NtStatus> {
     size_arg(p.current_byte_offset)?;
-    let mut st = open.state.lock().unwrap_or_else(|e| e.into_inner());
+    let st = open.state.lock().unwrap_or_else(|e| e.into_inner());
     if st.mode & mode::NO_INTERMEDIATE_BUFFERING != 0 && !p.current_byte_offset.is_multiple_of(512)
     {
         return Err(NtStatus::INVALID_PARAMETER);
     }
-    st.position = p.current_byte_offset;
+    open.position
+        .store(p.current_byte_offset, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 

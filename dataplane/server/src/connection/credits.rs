@@ -13,6 +13,9 @@ pub struct CreditWindow {
     high: u64,
     /// `used[i]` tells whether id `low + i` was consumed.
     used: VecDeque<bool>,
+    /// How many of `used` are false: the credits the client holds (kept, not counted, as every
+    /// response asks for it and the window spans thousands of ids).
+    outstanding: u64,
     max_credits: u64,
 }
 
@@ -24,6 +27,7 @@ impl CreditWindow {
             low: message_id,
             high: message_id.saturating_add(1),
             used: VecDeque::from([false]),
+            outstanding: 1,
             max_credits: max_credits.max(1) as u64,
         }
     }
@@ -34,6 +38,7 @@ impl CreditWindow {
             low: 0,
             high: 1,
             used: VecDeque::from([false]),
+            outstanding: 1,
             max_credits: max_credits.max(1) as u64,
         }
     }
@@ -53,17 +58,19 @@ impl CreditWindow {
             return None;
         }
         let high = low.checked_add(len)?;
+        let outstanding = used.iter().filter(|u| !**u).count() as u64;
         Some(CreditWindow {
             low,
             high,
             used: used.into(),
+            outstanding,
             max_credits,
         })
     }
 
     /// Credits the client still holds.
     pub fn outstanding(&self) -> u64 {
-        self.used.iter().filter(|u| !**u).count() as u64
+        self.outstanding
     }
 
     /// Consume ids `[message_id, message_id + charge)`.
@@ -85,6 +92,7 @@ impl CreditWindow {
         for i in start..start + charge as usize {
             self.used[i] = true;
         }
+        self.outstanding -= charge;
         while self.used.front() == Some(&true) {
             self.used.pop_front();
             self.low += 1;
@@ -108,6 +116,7 @@ impl CreditWindow {
         for _ in 0..granted {
             self.used.push_back(false);
         }
+        self.outstanding += granted;
         self.high += granted;
         granted as u16
     }
@@ -129,6 +138,27 @@ mod tests {
         assert!(w.consume(6, 1).is_err());
         w.consume(1, 4).unwrap();
         assert_eq!(w.outstanding(), 4); // ids 7, 8, 9, 10
+    }
+
+    #[test]
+    fn outstanding_is_kept_in_step_with_the_window() {
+        let recount = |w: &CreditWindow| w.used.iter().filter(|u| !**u).count() as u64;
+        let mut w = CreditWindow::new(64);
+        w.consume(0, 1).unwrap();
+        for round in 0..300u16 {
+            w.grant(round % 9 + 1, 1);
+            assert_eq!(w.outstanding(), recount(&w));
+            // Out of order: the newest id first (leaves a hole), then the oldest.
+            if w.high - w.low >= 2 {
+                w.consume(w.high - 1, 1).unwrap();
+                assert_eq!(w.outstanding(), recount(&w));
+            }
+            w.consume(w.low, 1).unwrap();
+            assert_eq!(w.outstanding(), recount(&w));
+        }
+        let (low, used) = w.parts();
+        let back = CreditWindow::from_parts(low, used, 64).unwrap();
+        assert_eq!(back.outstanding(), w.outstanding());
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //!
 //! A READ's frame is laid out before the I/O — transport header, TRANSFORM header space, SMB2
 //! header, READ response head — and the file data is read straight into the slot after it. A
-//! WRITE's payload is written from the receive buffer it arrived (and was decrypted) in.
+//! large READ on a connection that neither signs nor encrypts it is spliced instead: the file
+//! data goes from the page cache into a pipe and from there to the socket, never through user
+//! space; the frame then holds the headers only. A WRITE's payload is written from the receive
+//! buffer it arrived (and was decrypted) in.
 
 use std::ops::Range;
 use std::os::fd::{AsRawFd, RawFd};
@@ -24,6 +27,17 @@ pub(super) struct Protection {
     pub encrypt_with: Option<Arc<Session>>,
 }
 
+/// READs of at least this many bytes are spliced when the response is neither signed nor
+/// encrypted (docs/PERFORMANCE.md has the measurements behind the figure).
+pub const SPLICE_MIN_BYTES: u32 = 32 * 1024;
+
+/// Whether a READ of `length` bytes answered with `protection` is spliced.
+pub(super) fn splices(length: u32, protection: &Protection) -> bool {
+    length >= SPLICE_MIN_BYTES
+        && protection.sign_with.is_none()
+        && protection.encrypt_with.is_none()
+}
+
 pub struct PendingRead {
     pub(super) open: Arc<Open>,
     pub(super) offset: u64,
@@ -35,6 +49,8 @@ pub struct PendingRead {
     pub(super) data_at: usize,
     pub(super) rsp: Header,
     pub(super) protection: Protection,
+    /// Splice the data instead of reading it into the frame (see [`splices`]).
+    pub(super) splice: bool,
 }
 
 impl PendingRead {
@@ -46,12 +62,27 @@ impl PendingRead {
         self.offset
     }
 
+    pub fn length(&self) -> u32 {
+        self.length
+    }
+
+    /// Whether the reactor should splice the data (file → pipe → socket) rather than read it
+    /// into [`data_slot`](Self::data_slot).
+    pub fn wants_splice(&self) -> bool {
+        self.splice
+    }
+
+    /// Read into the frame after all (the reactor could not splice).
+    pub fn copy_instead(&mut self) {
+        self.splice = false;
+    }
+
     /// Where the file data goes: the frame's spare capacity after the READ response head, not
     /// zero-filled first (the kernel writes it). Pointer and length for the io_uring READ.
     pub fn data_slot(&mut self) -> (*mut u8, u32) {
+        self.frame.reserve(self.length as usize);
         let buf = self.frame.buf();
         debug_assert_eq!(buf.len(), self.data_at);
-        buf.reserve(self.length as usize);
         (
             buf.spare_capacity_mut().as_mut_ptr().cast::<u8>(),
             self.length,
@@ -72,26 +103,48 @@ impl PendingRead {
 
     /// The finished response frame for `result` (bytes read, or the error).
     pub fn complete(mut self, result: Result<usize, NtStatus>) -> Vec<u8> {
-        let status = match result {
-            Ok(n) => {
-                read::status_after_read(self.length, self.min_count, n.min(self.length as usize))
-            }
-            Err(s) => s,
+        let n = match self.bytes_to_send(result) {
+            Ok(n) => n,
+            Err(status) => return error_frame(self.rsp, status, self.protection),
         };
-        let Ok(n) = result else {
-            return error_frame(self.rsp, status, self.protection);
-        };
-        if status != NtStatus::SUCCESS {
-            return error_frame(self.rsp, status, self.protection);
-        }
-        let n = n.min(self.length as usize);
-        crate::storage::note_read(&self.open, self.offset, n);
         // The reactor has taken the read bytes in with assume_read; nothing else is there.
         self.frame.buf().truncate(self.data_at + n);
-        let head = read::encode_response_head(n as u32);
-        self.frame.buf()[self.head_at..self.head_at + 16].copy_from_slice(&head);
+        self.write_head(n);
         self.frame.end(self.start, self.protection.sign_with);
         self.frame.finish(self.protection.encrypt_with.as_deref())
+    }
+
+    /// For a spliced READ whose file → pipe splice ended with `result`: the frame to send, and
+    /// how many of the bytes in the pipe follow it (0: none; the pipe's content is not sent).
+    pub fn complete_spliced(mut self, result: Result<usize, NtStatus>) -> (Vec<u8>, usize) {
+        let n = match self.bytes_to_send(result) {
+            Ok(n) => n,
+            Err(status) => return (error_frame(self.rsp, status, self.protection), 0),
+        };
+        debug_assert!(
+            self.protection.sign_with.is_none() && self.protection.encrypt_with.is_none()
+        );
+        self.frame.buf().truncate(self.data_at);
+        self.write_head(n);
+        self.frame.end(self.start, None);
+        (self.frame.finish_before_data(n), n)
+    }
+
+    /// The bytes read that the response carries, or the status it fails with: END_OF_FILE for
+    /// nothing read or fewer than MinimumCount. Records the read in the open's position.
+    fn bytes_to_send(&self, result: Result<usize, NtStatus>) -> Result<usize, NtStatus> {
+        let n = result?.min(self.length as usize);
+        let status = read::status_after_read(self.length, self.min_count, n);
+        if status != NtStatus::SUCCESS {
+            return Err(status);
+        }
+        crate::storage::note_read(&self.open, self.offset, n);
+        Ok(n)
+    }
+
+    fn write_head(&mut self, n: usize) {
+        let head = read::encode_response_head(n as u32);
+        self.frame.buf()[self.head_at..self.head_at + 16].copy_from_slice(&head);
     }
 }
 

@@ -39,6 +39,17 @@ impl FrameBuilder {
         self
     }
 
+    /// Make room for `bytes` more, from the reactor's recycled buffers when the frame's own
+    /// buffer is too small (a READ laid out for splicing that is read into the frame after all).
+    pub fn reserve(&mut self, bytes: usize) {
+        let needed = self.buf.len() + bytes;
+        if self.buf.capacity() < needed {
+            let mut bigger = take_buffer(needed);
+            bigger.extend_from_slice(&self.buf);
+            recycle(std::mem::replace(&mut self.buf, bigger));
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
     }
@@ -102,6 +113,16 @@ impl FrameBuilder {
             }
         }
         let len = self.buf.len() - FRAME_HEADER_BYTES;
+        write_frame_header(&mut self.buf, len);
+        self.buf
+    }
+
+    /// Finish an unsigned, unencrypted frame whose last `data_bytes` are not in the buffer but
+    /// sent right after it (a READ's file data spliced from the page cache): the transport
+    /// header counts them.
+    pub fn finish_before_data(mut self, data_bytes: usize) -> Vec<u8> {
+        debug_assert!(self.messages.iter().all(|(_, signer)| signer.is_none()));
+        let len = self.buf.len() - FRAME_HEADER_BYTES + data_bytes;
         write_frame_header(&mut self.buf, len);
         self.buf
     }

@@ -846,9 +846,12 @@ impl Connection {
                     sign_with,
                     encrypt_with: self.encrypt_with.clone(),
                 };
+                let splice = file_io::splices(length, &protection);
+                // A spliced READ's data never enters the frame.
+                let data_room = if splice { 0 } else { length as usize + 16 };
                 let mut frame = FrameBuilder::with_capacity(
                     protection.encrypt_with.is_some(),
-                    64 + 16 + length as usize + 16,
+                    64 + 16 + data_room,
                 );
                 let start = frame.begin(&rsp);
                 let head_at = frame.buf().len();
@@ -865,6 +868,7 @@ impl Connection {
                     data_at,
                     rsp,
                     protection,
+                    splice,
                 }));
                 Ok(())
             }

@@ -46,6 +46,8 @@ enum Op {
     Tick = 4,
     File = 5,
     Wake = 6,
+    /// The socket has room again for a spliced READ's data.
+    SendReady = 7,
 }
 
 /// user_data layout: op (8 bits) | slot or listener index (24 bits) | generation (32 bits).
@@ -66,7 +68,8 @@ struct Conn {
     rbuf: Vec<u8>,
     rlen: usize,
     recv_inflight: bool,
-    sendq: VecDeque<Vec<u8>>,
+    sendq: VecDeque<Outgoing>,
+    /// Bytes of the front frame already sent.
     send_off: usize,
     send_inflight: bool,
     closing: bool,
@@ -206,11 +209,152 @@ fn backlog_allows_recv(queued_frames: usize, unsent_bytes: u64) -> bool {
     queued_frames < MAX_QUEUED_FRAMES && unsent_bytes < MAX_UNSENT_BYTES
 }
 
+/// A frame queued for sending, and for a spliced READ the file data that follows it.
+struct Outgoing {
+    frame: Vec<u8>,
+    spliced: Option<SplicedData>,
+}
+
+/// A spliced READ's file data waiting in pipes (in order) for its frame to be sent, with the
+/// bytes each still holds.
+struct SplicedData {
+    pipes: VecDeque<(Pipe, usize)>,
+}
+
+impl Outgoing {
+    fn is_sent(&self, send_off: usize) -> bool {
+        send_off >= self.frame.len() && self.spliced.as_ref().is_none_or(|s| s.pipes.is_empty())
+    }
+}
+
 /// Queue frames for sending, keeping count of the bytes.
 fn enqueue(c: &mut Conn, frames: impl IntoIterator<Item = Vec<u8>>) {
     for frame in frames {
         c.queued_bytes += frame.len() as u64;
-        c.sendq.push_back(frame);
+        c.sendq.push_back(Outgoing {
+            frame,
+            spliced: None,
+        });
+    }
+}
+
+/// Queue a spliced READ's frame, to be followed by the data in `data`'s pipes.
+fn enqueue_spliced(c: &mut Conn, frame: Vec<u8>, data: SplicedData) {
+    let data_bytes: usize = data.pipes.iter().map(|(_, n)| n).sum();
+    c.queued_bytes += (frame.len() + data_bytes) as u64;
+    c.sendq.push_back(Outgoing {
+        frame,
+        spliced: Some(data),
+    });
+}
+
+/// A pipe a spliced READ's data passes through: the page cache's pages go in by reference
+/// and out to the socket the same way, never copied into user space.
+struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    capacity_bytes: usize,
+}
+
+/// Pipes one reactor thread has open at most (two descriptors each, against a soft limit of
+/// often 1024 per process), idle or in use; a READ that finds too few is read into its frame.
+const PIPES_MAX: usize = 64;
+
+/// Bytes one pipe carries of a spliced READ: the default /proc/sys/fs/pipe-max-size, the most
+/// a process without CAP_SYS_RESOURCE may give a pipe. Larger READs use one pipe per chunk.
+const PIPE_CHUNK_BYTES: usize = 1024 * 1024;
+
+thread_local! {
+    /// Pipes open on this reactor thread.
+    static PIPES_OPEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+impl Pipe {
+    fn new() -> Option<Pipe> {
+        if PIPES_OPEN.get() >= PIPES_MAX {
+            return None;
+        }
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+        PIPES_OPEN.set(PIPES_OPEN.get() + 1);
+        Some(Pipe {
+            read,
+            write,
+            capacity_bytes: 0,
+        })
+    }
+
+    /// Make room for `len_bytes`; false when the kernel refuses (the unprivileged pipe size
+    /// limits, /proc/sys/fs/pipe-max-size and pipe-user-pages-*).
+    fn grow(&mut self, len_bytes: usize) -> bool {
+        let Ok(size) = i32::try_from(len_bytes) else {
+            return false;
+        };
+        match nix::fcntl::fcntl(self.write.as_raw_fd(), nix::fcntl::F_SETPIPE_SZ(size)) {
+            Ok(got) if got as usize >= len_bytes => {
+                self.capacity_bytes = got as usize;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        PIPES_OPEN.set(PIPES_OPEN.get().saturating_sub(1));
+    }
+}
+
+/// A reactor's empty pipes, kept for the next spliced READ while READs keep coming.
+#[derive(Default)]
+struct PipePool {
+    idle: Vec<Pipe>,
+    /// Whether a pipe was taken since the last housekeeping tick.
+    used: bool,
+}
+
+impl PipePool {
+    /// Empty pipes for a READ of `len_bytes`, one per [`PIPE_CHUNK_BYTES`], or `None` (too
+    /// many open, or the kernel refuses).
+    fn take_for(&mut self, len_bytes: usize) -> Option<Vec<Pipe>> {
+        let mut pipes = Vec::with_capacity(len_bytes.div_ceil(PIPE_CHUNK_BYTES));
+        for at in (0..len_bytes).step_by(PIPE_CHUNK_BYTES) {
+            match self.take(PIPE_CHUNK_BYTES.min(len_bytes - at)) {
+                Some(p) => pipes.push(p),
+                None => {
+                    self.idle.append(&mut pipes);
+                    return None;
+                }
+            }
+        }
+        Some(pipes)
+    }
+
+    fn take(&mut self, len_bytes: usize) -> Option<Pipe> {
+        self.used = true;
+        let mut pipe = match self.idle.pop() {
+            Some(p) => p,
+            None => Pipe::new()?,
+        };
+        if pipe.capacity_bytes < len_bytes && !pipe.grow(len_bytes) {
+            self.idle.push(pipe);
+            return None;
+        }
+        Some(pipe)
+    }
+
+    /// Close the idle pipes when none was taken for a whole tick: an idle server holds none.
+    fn trim(&mut self) {
+        if !std::mem::take(&mut self.used) {
+            self.idle.clear();
+        }
+    }
+
+    /// Take back a pipe: kept when empty, closed when data is left in it.
+    fn give_back(&mut self, pipe: Pipe, empty: bool) {
+        if empty {
+            self.idle.push(pipe);
+        }
     }
 }
 
@@ -222,6 +366,67 @@ struct FileIoSlot {
     io: FileIo,
     /// For a WRITE: the buffer holding the PDU and where the PDU starts in it.
     pdu_buffer: Option<(Vec<u8>, usize)>,
+    /// For a spliced READ: the pipes the file data goes into.
+    splice: Option<SpliceChunks>,
+}
+
+/// A spliced READ in flight: chunk `i` of the range (at `i` × [`PIPE_CHUNK_BYTES`]) goes into
+/// pipe `i` with its own SQE.
+struct SpliceChunks {
+    pipes: Vec<Pipe>,
+    /// Each chunk's completion result (bytes, or -errno) once it arrived.
+    results: Vec<Option<i32>>,
+}
+
+impl SpliceChunks {
+    fn new(pipes: Vec<Pipe>) -> SpliceChunks {
+        SpliceChunks {
+            results: vec![None; pipes.len()],
+            pipes,
+        }
+    }
+
+    fn all_done(&self) -> bool {
+        self.results.iter().all(Option::is_some)
+    }
+
+    /// The bytes read as one contiguous run from the start: up to and including the first short
+    /// chunk, or up to a failed one (as a short read); the errno when the first chunk failed.
+    fn bytes_read(&self, len_bytes: usize) -> Result<usize, i32> {
+        let mut total = 0;
+        for (i, r) in self.results.iter().enumerate() {
+            let want = PIPE_CHUNK_BYTES.min(len_bytes - i * PIPE_CHUNK_BYTES);
+            match r.unwrap_or(0) {
+                e if e < 0 && i == 0 => return Err(-e),
+                n if n >= 0 => {
+                    total += n as usize;
+                    if (n as usize) < want {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+        Ok(total)
+    }
+
+    /// Split the pipes into those carrying the first `data_bytes` (in order, with their bytes)
+    /// and give the others back to `pool` (closed if anything is left in them).
+    fn into_data(self, data_bytes: usize, pool: &mut PipePool) -> SplicedData {
+        let mut left = data_bytes;
+        let mut pipes = VecDeque::new();
+        for (pipe, r) in self.pipes.into_iter().zip(self.results) {
+            let in_pipe = r.map_or(0, |n| n.max(0) as usize);
+            if left > 0 && in_pipe > 0 {
+                debug_assert!(in_pipe <= left);
+                left -= in_pipe;
+                pipes.push_back((pipe, in_pipe));
+            } else {
+                pool.give_back(pipe, in_pipe == 0);
+            }
+        }
+        SplicedData { pipes }
+    }
 }
 
 /// File I/O produced by handling received PDUs, waiting to be submitted.
@@ -254,6 +459,7 @@ pub fn run(
     let listeners: Vec<(SocketAddr, OwnedFd)> = spec.listeners;
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut file_ios: Vec<Option<FileIoSlot>> = Vec::new();
+    let mut pipes = PipePool::default();
     let tick = types::Timespec::new().nsec(TICK_NS);
     let mut wake_buf = [0u8; 8];
     let mut ring: IoUring = IoUring::builder().build(RING_ENTRIES)?;
@@ -345,11 +551,12 @@ pub fn run(
                             arm_recv(&mut ring, c, slot)?;
                         }
                     }
-                    arm_send(&mut ring, c, slot)?;
+                    arm_send(&mut ring, c, slot, &mut pipes)?;
                     submit_new_ios(
                         &mut ring,
                         &mut file_ios,
                         &mut free_ios,
+                        &mut pipes,
                         &mut new_ios,
                         slot,
                         gen,
@@ -363,48 +570,97 @@ pub fn run(
                     if res < 0 {
                         c.closing = true;
                     } else {
-                        c.send_off += res as usize;
-                        c.written_bytes += res as u64;
-                        if c.sendq.front().is_some_and(|f| c.send_off >= f.len()) {
-                            if let Some(sent) = c.sendq.pop_front() {
-                                crate::connection::recycle_frame(sent);
-                            }
-                            c.send_off = 0;
-                        }
+                        note_sent(c, res as usize, &mut pipes);
                         if !c.recv_inflight && !c.closing && c.send_backlog_allows_recv() {
                             arm_recv(&mut ring, c, slot)?;
                         }
                     }
-                    arm_send(&mut ring, c, slot)?;
+                    arm_send(&mut ring, c, slot, &mut pipes)?;
+                }
+                x if x == Op::SendReady as u8 => {
+                    let Some(c) = live_conn(&mut conns, slot, gen) else {
+                        continue;
+                    };
+                    c.send_inflight = false;
+                    c.closing |= res < 0;
+                    arm_send(&mut ring, c, slot, &mut pipes)?;
+                    if !c.recv_inflight && !c.closing && c.send_backlog_allows_recv() {
+                        arm_recv(&mut ring, c, slot)?;
+                    }
                 }
                 x if x == Op::File as u8 => {
-                    let Some(done) = file_ios.get_mut(slot).and_then(|e| e.take()) else {
+                    let Some(entry) = file_ios.get_mut(slot).and_then(|e| e.as_mut()) else {
+                        continue;
+                    };
+                    if let Some(chunks) = entry.splice.as_mut() {
+                        // gen is the chunk's index for a spliced READ.
+                        if let Some(r) = chunks.results.get_mut(gen as usize) {
+                            *r = Some(res);
+                        }
+                        if !chunks.all_done() {
+                            continue;
+                        }
+                    }
+                    let Some(mut done) = file_ios[slot].take() else {
                         continue;
                     };
                     free_ios.push(slot);
-                    let result = if res >= 0 {
+                    let splice_result = match (&done.io, &done.splice) {
+                        (FileIo::Read(r), Some(chunks)) => {
+                            Some(chunks.bytes_read(r.length() as usize))
+                        }
+                        _ => None,
+                    };
+                    if splice_result == Some(Err(libc::EINVAL)) {
+                        if let (FileIo::Read(r), Some(chunks)) = (&mut done.io, done.splice.take())
+                        {
+                            // The file system cannot splice: read this one into the frame.
+                            r.copy_instead();
+                            chunks.into_data(0, &mut pipes);
+                            submit_file_io(
+                                &mut ring,
+                                &mut file_ios,
+                                &mut free_ios,
+                                &mut pipes,
+                                done,
+                            )?;
+                            continue;
+                        }
+                    }
+                    let result = match splice_result.unwrap_or(if res >= 0 {
                         Ok(res as usize)
                     } else {
-                        Err(smb3d_protocol::NtStatus::from_errno(-res))
+                        Err(-res)
+                    }) {
+                        Ok(n) => Ok(n),
+                        Err(errno) => Err(smb3d_protocol::NtStatus::from_errno(errno)),
                     };
-                    let frame = match done.io {
-                        FileIo::Read(mut r) => {
+                    let (frame, spliced) = match (done.io, done.splice) {
+                        (FileIo::Read(r), Some(chunks)) => {
+                            let (frame, data_bytes) = r.complete_spliced(result);
+                            let data = chunks.into_data(data_bytes, &mut pipes);
+                            (frame, Some(data).filter(|d| !d.pipes.is_empty()))
+                        }
+                        (FileIo::Read(mut r), None) => {
                             if let Ok(n) = result {
                                 // SAFETY: the READ completed with n bytes written into the slot
                                 // data_slot() gave it, which stayed untouched until now.
                                 unsafe { r.assume_read(n) };
                             }
-                            r.complete(result)
+                            (r.complete(result), None)
                         }
-                        FileIo::Write(w) => w.complete(result),
+                        (FileIo::Write(w), _) => (w.complete(result), None),
                     };
                     drop(done.pdu_buffer);
                     let Some(c) = live_conn(&mut conns, done.conn_slot, done.conn_gen) else {
                         continue;
                     };
                     if !c.closing {
-                        enqueue(c, [frame]);
-                        arm_send(&mut ring, c, done.conn_slot)?;
+                        match spliced {
+                            Some(data) => enqueue_spliced(c, frame, data),
+                            None => enqueue(c, [frame]),
+                        }
+                        arm_send(&mut ring, c, done.conn_slot, &mut pipes)?;
                     }
                     continue;
                 }
@@ -453,11 +709,12 @@ pub fn run(
                                 let gen = c.gen;
                                 on_received(c, &mut env, &mut new_ios);
                                 arm_recv(&mut ring, c, idx)?;
-                                arm_send(&mut ring, c, idx)?;
+                                arm_send(&mut ring, c, idx, &mut pipes)?;
                                 submit_new_ios(
                                     &mut ring,
                                     &mut file_ios,
                                     &mut free_ios,
+                                    &mut pipes,
                                     &mut new_ios,
                                     idx,
                                     gen,
@@ -492,7 +749,7 @@ pub fn run(
                             ReactorMsg::Kick { .. } => poll_waits(c, &mut env),
                             ReactorMsg::Adopt { .. } => {}
                         }
-                        arm_send(&mut ring, c, idx)?;
+                        arm_send(&mut ring, c, idx, &mut pipes)?;
                     }
                     arm_wake(&mut ring, &mailbox, &mut wake_buf)?;
                     continue;
@@ -502,11 +759,12 @@ pub fn run(
                         timeouts_checked_at = Instant::now();
                         close_timed_out(&mut conns, &server.config.timeouts);
                     }
+                    pipes.trim();
                     for (idx, c) in conns.iter_mut().enumerate() {
                         let Some(c) = c.as_mut() else { continue };
                         if c.conn.has_waits() && !c.closing {
                             poll_waits(c, &mut env);
-                            arm_send(&mut ring, c, idx)?;
+                            arm_send(&mut ring, c, idx, &mut pipes)?;
                         }
                         if !c.unacked_breaks.is_empty() && !c.closing {
                             check_breaks(c, &server);
@@ -532,7 +790,8 @@ pub fn run(
                 _ => {}
             }
             // Reap connections that are closing and have nothing in flight.
-            if (op == Op::Recv as u8 || op == Op::Send as u8) && slot < conns.len() {
+            let conn_op = [Op::Recv, Op::Send, Op::SendReady].map(|o| o as u8);
+            if conn_op.contains(&op) && slot < conns.len() {
                 let done = conns[slot].as_ref().is_some_and(|c| {
                     c.gen == gen && c.closing && !c.recv_inflight && !c.send_inflight
                 });
@@ -576,6 +835,14 @@ fn add_connection(
     fd: OwnedFd,
 ) -> usize {
     tcp::configure_connection(&fd, &server.config.dead_peer);
+    // Non-blocking for the splices on this thread (io_uring's own operations do not mind).
+    let flags = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::F_GETFL)
+        .map(nix::fcntl::OFlag::from_bits_truncate)
+        .unwrap_or(nix::fcntl::OFlag::O_RDWR);
+    let _ = nix::fcntl::fcntl(
+        fd.as_raw_fd(),
+        nix::fcntl::F_SETFL(flags | nix::fcntl::OFlag::O_NONBLOCK),
+    );
     let peer = nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(fd.as_raw_fd())
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
@@ -661,6 +928,7 @@ fn submit_new_ios(
     ring: &mut IoUring,
     file_ios: &mut Vec<Option<FileIoSlot>>,
     free_ios: &mut Vec<usize>,
+    pipes: &mut PipePool,
     new_ios: &mut Vec<NewFileIo>,
     conn_slot: usize,
     conn_gen: u32,
@@ -670,24 +938,36 @@ fn submit_new_ios(
             ring,
             file_ios,
             free_ios,
+            pipes,
             FileIoSlot {
                 conn_slot,
                 conn_gen,
                 io,
                 pdu_buffer,
+                splice: None,
             },
         )?;
     }
     Ok(())
 }
 
-/// Queue one file I/O on the ring; its slot owns every buffer the kernel will touch.
+/// Queue one file I/O on the ring; its slot owns every buffer and pipe the kernel will touch.
+/// A READ that wants splicing goes from the file into pipes when the pool has enough.
 fn submit_file_io(
     ring: &mut IoUring,
     file_ios: &mut Vec<Option<FileIoSlot>>,
     free_ios: &mut Vec<usize>,
-    entry: FileIoSlot,
+    pipes: &mut PipePool,
+    mut entry: FileIoSlot,
 ) -> std::io::Result<()> {
+    if let FileIo::Read(r) = &mut entry.io {
+        if r.wants_splice() && entry.splice.is_none() {
+            entry.splice = pipes.take_for(r.length() as usize).map(SpliceChunks::new);
+            if entry.splice.is_none() {
+                r.copy_instead();
+            }
+        }
+    }
     let idx = match free_ios.pop() {
         Some(i) => i,
         None => {
@@ -696,25 +976,43 @@ fn submit_file_io(
         }
     };
     let slot = file_ios[idx].insert(entry);
-    let ud = user_data(Op::File, idx, 0);
-    let sqe = match (&mut slot.io, &slot.pdu_buffer) {
-        (FileIo::Read(r), _) => {
+    let sqe = match (&mut slot.io, &slot.pdu_buffer, &slot.splice) {
+        (FileIo::Read(r), _, Some(chunks)) => {
+            let (fd, offset, len) = (r.fd(), r.offset(), r.length() as usize);
+            for (i, pipe) in chunks.pipes.iter().enumerate() {
+                let at = i * PIPE_CHUNK_BYTES;
+                let chunk_offset = i64::try_from(offset + at as u64).unwrap_or(i64::MAX);
+                let chunk_len = PIPE_CHUNK_BYTES.min(len - at) as u32;
+                let sqe = opcode::Splice::new(
+                    types::Fd(fd),
+                    chunk_offset,
+                    types::Fd(pipe.write.as_raw_fd()),
+                    -1,
+                    chunk_len,
+                )
+                .build()
+                .user_data(user_data(Op::File, idx, i as u32));
+                push(ring, sqe)?;
+            }
+            return Ok(());
+        }
+        (FileIo::Read(r), _, None) => {
             let (fd, offset) = (r.fd(), r.offset());
             let (data, len) = r.data_slot();
             opcode::Read::new(types::Fd(fd), data, len)
                 .offset(offset)
                 .build()
         }
-        (FileIo::Write(w), Some((buf, pdu_start))) => {
+        (FileIo::Write(w), Some((buf, pdu_start)), _) => {
             let range = w.data_range();
             let data = &buf[pdu_start + range.start..pdu_start + range.end];
             opcode::Write::new(types::Fd(w.fd()), data.as_ptr(), data.len() as u32)
                 .offset(w.offset())
                 .build()
         }
-        (FileIo::Write(_), None) => unreachable!("a WRITE always travels with its PDU buffer"),
+        (FileIo::Write(_), None, _) => unreachable!("a WRITE always travels with its PDU buffer"),
     };
-    push(ring, sqe.user_data(ud))
+    push(ring, sqe.user_data(user_data(Op::File, idx, 0)))
 }
 
 /// Consume every complete PDU in the receive buffer.
@@ -829,34 +1127,108 @@ fn arm_recv(ring: &mut IoUring, c: &mut Conn, slot: usize) -> std::io::Result<()
     Ok(())
 }
 
-fn arm_send(ring: &mut IoUring, c: &mut Conn, slot: usize) -> std::io::Result<()> {
-    if c.send_inflight || c.closing && c.sendq.is_empty() {
+/// Send the front of the queue: a frame with an io_uring SEND; a spliced READ's data from its
+/// pipes on this thread (the socket is non-blocking; io_uring would hand a SPLICE to a worker
+/// thread), waiting for room with an io_uring POLL when the socket is full.
+fn arm_send(
+    ring: &mut IoUring,
+    c: &mut Conn,
+    slot: usize,
+    pipes: &mut PipePool,
+) -> std::io::Result<()> {
+    loop {
+        if c.send_inflight || c.closing && c.sendq.is_empty() {
+            return Ok(());
+        }
+        let Some(front) = c.sendq.front() else {
+            return Ok(());
+        };
+        let socket = types::Fd(c.fd.as_raw_fd());
+        let data = front.spliced.as_ref();
+        if let Some(data) = data.filter(|_| c.send_off >= front.frame.len()) {
+            let Some((pipe, left)) = data.pipes.front() else {
+                return Ok(());
+            };
+            let flags = nix::fcntl::SpliceFFlags::SPLICE_F_NONBLOCK;
+            match nix::fcntl::splice(&pipe.read, None, &c.fd, None, *left, flags) {
+                // A pipe with a writer never reads as empty: 0 is an error.
+                Ok(0) => {
+                    close_now(c);
+                    return Ok(());
+                }
+                Ok(n) => note_sent(c, n, pipes),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => {
+                    let entry = opcode::PollAdd::new(socket, libc::POLLOUT as u32)
+                        .build()
+                        .user_data(user_data(Op::SendReady, slot, c.gen));
+                    push(ring, entry)?;
+                    c.send_inflight = true;
+                    return Ok(());
+                }
+                Err(e) => {
+                    debug!(peer = %c.conn.peer, error = %e, "splice to socket failed");
+                    close_now(c);
+                    return Ok(());
+                }
+            }
+            continue;
+        }
+        let bytes = &front.frame[c.send_off..];
+        // Hold a spliced READ's headers back until its data joins them in the segment.
+        let more = if data.is_some() { libc::MSG_MORE } else { 0 };
+        let entry = opcode::Send::new(socket, bytes.as_ptr(), bytes.len() as u32)
+            .flags(libc::MSG_NOSIGNAL | more)
+            .build()
+            .user_data(user_data(Op::Send, slot, c.gen));
+        push(ring, entry)?;
+        c.send_inflight = true;
         return Ok(());
     }
-    let Some(front) = c.sendq.front() else {
-        return Ok(());
+}
+
+/// Close a connection whose socket failed outside a completion: shutting it down ends the
+/// operations in flight, whose completions then free the slot.
+fn close_now(c: &mut Conn) {
+    c.closing = true;
+    let _ = nix::sys::socket::shutdown(c.fd.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+}
+
+/// Account for `n` bytes the socket took from the front of the queue; drop what is all sent.
+fn note_sent(c: &mut Conn, n: usize, pipes: &mut PipePool) {
+    c.written_bytes += n as u64;
+    let Some(front) = c.sendq.front_mut() else {
+        return;
     };
-    let data = &front[c.send_off..];
-    let entry = opcode::Send::new(
-        types::Fd(c.fd.as_raw_fd()),
-        data.as_ptr(),
-        data.len() as u32,
-    )
-    .flags(libc::MSG_NOSIGNAL)
-    .build()
-    .user_data(user_data(Op::Send, slot, c.gen));
-    push(ring, entry)?;
-    c.send_inflight = true;
-    Ok(())
+    if c.send_off < front.frame.len() {
+        c.send_off += n;
+    } else if let Some(data) = front.spliced.as_mut() {
+        if let Some((_, left)) = data.pipes.front_mut() {
+            *left = left.saturating_sub(n);
+            if *left == 0 {
+                if let Some((pipe, _)) = data.pipes.pop_front() {
+                    pipes.give_back(pipe, true);
+                }
+            }
+        }
+    }
+    if front.is_sent(c.send_off) {
+        if let Some(sent) = c.sendq.pop_front() {
+            crate::connection::recycle_frame(sent.frame);
+        }
+        c.send_off = 0;
+    }
 }
 
 /// Queue one SQE, submitting first if the queue is full.
 fn push(ring: &mut IoUring, entry: squeue::Entry) -> std::io::Result<()> {
     loop {
-        // SAFETY: every buffer an entry points at stays alive and unmoved until its completion:
-        // receive buffers are not resized while `recv_inflight`, queued frames are not dropped
-        // while `send_inflight`, listeners and the tick timespec outlive the ring loop, and a
-        // connection slot is only freed when neither operation is in flight.
+        // SAFETY: every buffer and descriptor an entry names stays alive and unmoved until its
+        // completion: receive buffers are not resized while `recv_inflight`, queued frames (and
+        // the pipe a spliced READ's data waits in) are not dropped while `send_inflight`, a file
+        // I/O's slot owns its frame, PDU buffer, pipe and open until the I/O completes,
+        // listeners and the tick timespec outlive the ring loop, and a connection slot is only
+        // freed when neither operation is in flight.
         if unsafe { ring.submission().push(&entry) }.is_ok() {
             return Ok(());
         }
@@ -878,5 +1250,70 @@ mod tests {
         assert!(!backlog_allows_recv(MAX_QUEUED_FRAMES, 0));
         // A handful of 8 MiB READ responses the client does not take is enough to stop reading.
         assert!(!backlog_allows_recv(8, 8 * 8 * 1024 * 1024));
+    }
+
+    fn chunks(results: &[i32]) -> SpliceChunks {
+        SpliceChunks {
+            pipes: Vec::new(),
+            results: results.iter().map(|&r| Some(r)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_spliced_read_is_the_contiguous_run_from_its_start() {
+        let chunk = PIPE_CHUNK_BYTES;
+        let full = chunk as i32;
+        // Full chunks, then a short last one: the end of the file.
+        assert_eq!(
+            chunks(&[full, full, 100]).bytes_read(3 * chunk),
+            Ok(2 * chunk + 100)
+        );
+        // The last chunk of a range that is not a multiple of the chunk size is full when
+        // it has its own length.
+        assert_eq!(
+            chunks(&[full, 4096]).bytes_read(chunk + 4096),
+            Ok(chunk + 4096)
+        );
+        // A short chunk ends the read, whatever a later one found (the file grew meanwhile).
+        assert_eq!(chunks(&[100, full]).bytes_read(2 * chunk), Ok(100));
+        // A later chunk failing makes a short read; the first failing is the read's error.
+        assert_eq!(chunks(&[full, -libc::EIO]).bytes_read(2 * chunk), Ok(chunk));
+        assert_eq!(
+            chunks(&[-libc::EIO, full]).bytes_read(2 * chunk),
+            Err(libc::EIO)
+        );
+        // At or past the end of the file: nothing.
+        assert_eq!(chunks(&[0]).bytes_read(4096), Ok(0));
+    }
+
+    #[test]
+    fn a_large_read_gets_one_pipe_per_chunk_and_the_pool_reuses_them() {
+        let mut pool = PipePool::default();
+        let len = 2 * PIPE_CHUNK_BYTES + PIPE_CHUNK_BYTES / 2;
+        let pipes = pool.take_for(len).expect("pipes");
+        assert_eq!(pipes.len(), 3);
+        assert!(pipes[..2]
+            .iter()
+            .all(|p| p.capacity_bytes >= PIPE_CHUNK_BYTES));
+        assert!(pipes[2].capacity_bytes >= PIPE_CHUNK_BYTES / 2);
+        let mut fds: Vec<i32> = pipes.iter().map(|p| p.read.as_raw_fd()).collect();
+        // Chunk 1 came back short: chunk 2's bytes are not sent and its pipe is closed.
+        let data = SpliceChunks {
+            pipes,
+            results: vec![Some(PIPE_CHUNK_BYTES as i32), Some(10), Some(20)],
+        }
+        .into_data(PIPE_CHUNK_BYTES + 10, &mut pool);
+        let sent: Vec<usize> = data.pipes.iter().map(|(_, n)| *n).collect();
+        assert_eq!(sent, [PIPE_CHUNK_BYTES, 10]);
+        assert!(pool.idle.is_empty(), "a pipe with data left is not reused");
+        for (pipe, _) in data.pipes {
+            pool.give_back(pipe, true);
+        }
+        let again = pool.take_for(2 * PIPE_CHUNK_BYTES).expect("pipes");
+        let mut reused: Vec<i32> = again.iter().map(|p| p.read.as_raw_fd()).collect();
+        fds.truncate(2);
+        fds.sort_unstable();
+        reused.sort_unstable();
+        assert_eq!(reused, fds, "emptied pipes are used again");
     }
 }

@@ -18,7 +18,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -636,6 +636,9 @@ pub struct FileEntry {
     state: Mutex<FileState>,
     /// Bumped whenever locks are released, so waiting LOCK requests know to retry.
     lock_generation: AtomicU64,
+    /// Whether `state.locks` is non-empty, so READ and WRITE skip the state lock when no
+    /// byte-range lock exists (the common case). Written under the state lock.
+    has_locks: AtomicBool,
     /// Size in bytes of the volume holding the file, looked up on the first write.
     volume_bytes: OnceLock<u64>,
     /// With several worker processes: where this worker publishes what it holds on the file.
@@ -700,6 +703,13 @@ impl FileEntry {
     /// Connections waiting for an oplock break on this file, to nudge once it changed.
     pub fn take_waiters(&self) -> Vec<ConnHandle> {
         std::mem::take(&mut self.state().waiters)
+    }
+
+    /// Publish whether the file has byte-range locks now; called with the state locked after
+    /// every change of `locks`.
+    fn note_locks(&self, st: &FileState) {
+        self.has_locks
+            .store(!st.locks.is_empty(), Ordering::Release);
     }
 
     fn bump_generation(&self) {
@@ -911,6 +921,7 @@ impl FileTable {
                     key,
                     state: Mutex::new(FileState::default()),
                     lock_generation: AtomicU64::new(0),
+                    has_locks: AtomicBool::new(false),
                     volume_bytes: OnceLock::new(),
                     registry: self.registry.clone(),
                 })
@@ -1415,6 +1426,7 @@ impl FileTable {
         self.forget_leases(&mut st);
         let had_locks = st.locks.iter().any(|l| l.open_key == open.open_key);
         st.locks.retain(|l| l.open_key != open.open_key);
+        open.file.note_locks(&st);
         if delete_on_close {
             st.delete_pending = true;
         }
@@ -1499,6 +1511,7 @@ impl FileTable {
                 .any(|l| lock_conflicts(l, open.open_key, r.offset, r.length, r.exclusive, true));
             if conflict {
                 st.locks.truncate(before);
+                open.file.note_locks(&st);
                 return Err(NtStatus::LOCK_NOT_GRANTED);
             }
             st.locks.push(ByteRangeLock {
@@ -1507,6 +1520,7 @@ impl FileTable {
                 length: r.length,
                 exclusive: r.exclusive,
             });
+            open.file.note_locks(&st);
         }
         Ok(())
     }
@@ -1526,6 +1540,7 @@ impl FileTable {
             .or_else(|| st.locks.iter().position(matching))
             .ok_or(NtStatus::RANGE_NOT_LOCKED)?;
         st.locks.remove(index);
+        open.file.note_locks(&st);
         drop(st);
         open.file.bump_generation();
         Ok(())
@@ -1540,10 +1555,11 @@ impl FileTable {
         length: u64,
         write: bool,
     ) -> Result<(), NtStatus> {
-        let st = open.file.state();
-        if st.locks.is_empty() {
+        // The hot path of every READ and WRITE: no state lock unless the file has locks.
+        if !open.file.has_locks.load(Ordering::Acquire) {
             return Ok(());
         }
+        let st = open.file.state();
         let conflict = st
             .locks
             .iter()

@@ -58,11 +58,11 @@ pub fn read_at(open: &Open, offset: u64, buf: &mut [u8]) -> Result<usize, NtStat
 /// reads carry their own offsets, and a position that follows every read is what clients of
 /// Samba see (smbtorture smb2.read.position expects it of non-Windows servers). Writes leave
 /// the position alone, as there. Any read path (pread here, io_uring) calls this on success.
+/// Lock-free: concurrent reads of one open leave the position of one of them, as a lock would.
 pub fn note_read(open: &Open, offset: u64, bytes_read: usize) {
     let end = offset.saturating_add(bytes_read as u64);
-    if let Ok(mut st) = open.state.lock() {
-        st.position = end;
-    }
+    open.position
+        .store(end, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Write all of `data` at `offset` (pwrite, retried on short writes). ENOSPC is DISK_FULL.
