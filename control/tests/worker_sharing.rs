@@ -195,3 +195,78 @@ fn an_open_waiting_for_a_dead_worker_proceeds() {
     assert_eq!(opened.oplock_level, level::BATCH);
     files::close(&mut other.conn, other.tree_id, &opened.file_id).unwrap();
 }
+
+/// CREATE `durable.dat` with a batch oplock and a DH2Q or DH2C context.
+fn create_durable(s: &mut Session, durable: msgs::Durable) -> Result<msgs::CreateReply, Error> {
+    let args = file_args(disposition::OPEN_IF);
+    let mut req = Request::new(Command::Create, s.tree_id);
+    msgs::encode_create_with(
+        "durable.dat",
+        &args,
+        level::BATCH,
+        Some(durable),
+        &mut req.msg,
+    );
+    let resp = s.conn.call_ok(req)?;
+    Ok(msgs::decode_create(&resp.msg)?)
+}
+
+/// A durable open of a client of each worker is reclaimed from a new connection with the same
+/// ClientGuid (which the NEGOTIATE brings to the owning worker, wherever it was accepted): once
+/// after the old connection closed, once while it is still connected. The same FileId comes back
+/// with what was written, writing goes on, and the file holds each part once.
+#[test]
+fn durable_open_is_reclaimed_in_its_worker() {
+    let server = TestServer::start(&["--workers", "2"]);
+    let (addr, unc) = server.client_target();
+    for (worker, close_first) in [(0, true), (1, false), (1, true), (0, false)] {
+        let name_case = format!("worker {worker}, old connection closed: {close_first}");
+        let mut s1 = session_on(&server, worker);
+        let client_guid = s1.client_guid();
+        let create_guid: [u8; 16] = rand::random();
+        let opened = create_durable(
+            &mut s1,
+            msgs::Durable::Request {
+                timeout_ms: 0,
+                create_guid,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{name_case}: durable create: {e}"));
+        assert_eq!(opened.oplock_level, level::BATCH, "{name_case}");
+        assert!(opened.durable_timeout_ms.is_some(), "{name_case}: durable");
+        let first = common::pseudo_random_bytes(64 * 1024, worker as u64);
+        let second = common::pseudo_random_bytes(64 * 1024, 100 + worker as u64);
+        files::write(&mut s1.conn, s1.tree_id, &opened.file_id, 0, &first).unwrap();
+        if close_first {
+            s1.conn.tx.close();
+            drop(s1);
+            // The old connection's end reaches its worker asynchronously.
+            std::thread::sleep(Duration::from_millis(200));
+        }
+
+        let mut s2 = login_as(addr, &unc, &common::client_login(), client_guid)
+            .unwrap_or_else(|e| panic!("{name_case}: log in again: {e}"));
+        let back = create_durable(
+            &mut s2,
+            msgs::Durable::Reconnect {
+                file_id: opened.file_id,
+                create_guid,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{name_case}: durable reconnect: {e}\n{}", server.log()));
+        assert_eq!(back.file_id, opened.file_id, "{name_case}: the same open");
+        assert_eq!(back.end_of_file, first.len() as u64, "{name_case}");
+        files::write(
+            &mut s2.conn,
+            s2.tree_id,
+            &back.file_id,
+            first.len() as u64,
+            &second,
+        )
+        .unwrap();
+        files::close(&mut s2.conn, s2.tree_id, &back.file_id).unwrap();
+        let on_disk = std::fs::read(server.share_dir.join("durable.dat")).unwrap();
+        common::assert_same_bytes(&on_disk, &[first, second].concat(), &name_case);
+        std::fs::remove_file(server.share_dir.join("durable.dat")).unwrap();
+    }
+}

@@ -37,12 +37,20 @@ pub struct Topology {
 
 impl Topology {
     /// None (after saying why) when the machine cannot do namespaces.
+    #[allow(dead_code)] // each test binary compiles this module; durable_netns tags its own
     pub fn up() -> Option<Topology> {
+        Topology::up_tagged("")
+    }
+
+    /// [`up`](Self::up) with `tag` (at most 2 characters) leading the namespaces' suffix, so a
+    /// test's namespaces are told apart from other tests' at a glance.
+    pub fn up_tagged(tag: &str) -> Option<Topology> {
         static N: AtomicU32 = AtomicU32::new(0);
-        // At most 8 characters: 6 hex digits of the pid and a counter.
+        assert!(tag.len() <= 2, "a tag of at most 2 characters");
+        // At most 8 characters: the tag, hex digits of the pid and a counter.
         let suffix = format!(
-            "{:x}{}",
-            std::process::id() & 0xff_ffff,
+            "{tag}{:x}{}",
+            std::process::id() & (0xff_ffff >> (4 * tag.len())),
             N.fetch_add(1, Ordering::Relaxed)
         );
         let out = run(Command::new(script()).args(["up", &suffix]));

@@ -222,6 +222,45 @@ pub fn keep_if_durable(server: &ServerState, open: &Arc<Open>, share: &Arc<Share
     true
 }
 
+/// MS-SMB2 3.3.5.9.7/3.3.5.9.12 for an open whose connection still looks alive: a client that
+/// gave up on a connection the server has not yet seen die (TCP keepalive or user timeout, tens
+/// of seconds) reconnects its durable open from a new session. When another live session of
+/// this process holds `file_id` durably for the same client and user, and the reconnect would
+/// pass its checks once disconnected, that session ends as if named PreviousSessionId
+/// (MS-SMB2 3.3.5.5.3): its durable opens move to the store, the others close. `true` when it
+/// did; the caller then reclaims from the store.
+pub fn release_from_live_session(
+    server: &ServerState,
+    asking: &Arc<crate::session::Session>,
+    file_id: FileId,
+    ask: &ReconnectAsk,
+) -> bool {
+    let holder = server.sessions.find(|s| {
+        s.id != asking.id
+            && !s.is_logged_off()
+            && s.opens
+                .find(|open| {
+                    open.file_id.persistent == file_id.persistent
+                        && open.durable.as_ref().is_some_and(|grant| {
+                            let path = open.path.lock().unwrap().clone();
+                            grant.client_guid == ask.client_guid
+                                && check_reconnect(grant, &path, ask).is_ok()
+                        })
+                })
+                .is_some()
+    });
+    let Some(holder) = holder else {
+        return false;
+    };
+    info!(
+        file_id = file_id.persistent,
+        previous_id = holder.id,
+        "durable reconnect of an open whose connection still looks alive: its session ends"
+    );
+    crate::commands::session_setup::end_previous_session(server, holder.id, ask.identity);
+    true
+}
+
 /// Close the durable opens whose timeout passed (MS-SMB2 3.3.2.? / 3.3.7.1), delete-on-close
 /// included.
 pub fn expire(server: &ServerState) {

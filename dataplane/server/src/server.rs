@@ -198,6 +198,13 @@ impl SessionTable {
     pub fn remove(&self, id: u64) -> Option<Arc<Session>> {
         self.shard(id).lock().unwrap().remove(&id)
     }
+
+    /// A session `matches` accepts, if any (a scan of every shard: for rare events only).
+    pub fn find(&self, matches: impl Fn(&Session) -> bool) -> Option<Arc<Session>> {
+        self.shards
+            .iter()
+            .find_map(|shard| shard.lock().unwrap().values().find(|s| matches(s)).cloned())
+    }
 }
 
 /// The connections of each client, by ClientGuid, oldest first: where lease breaks go (MS-SMB2

@@ -383,7 +383,7 @@ fn reconnect(
             return Err(NtStatus::OBJECT_NAME_NOT_FOUND);
         }
     }
-    let d = ctx.server.durable.reclaim(file_id.persistent, &|d| {
+    let check = |d: &durable::Disconnected| {
         if !Arc::ptr_eq(&d.share, &share) || d.open.file_id != file_id {
             return Err(NtStatus::OBJECT_NAME_NOT_FOUND);
         }
@@ -394,7 +394,15 @@ fn reconnect(
             .ok_or(NtStatus::OBJECT_NAME_NOT_FOUND)?;
         let path = d.open.path.lock().unwrap().clone();
         durable::check_reconnect(grant, &path, &ask)
-    })?;
+    };
+    let d = match ctx.server.durable.reclaim(file_id.persistent, &check) {
+        Err(NtStatus::OBJECT_NAME_NOT_FOUND)
+            if durable::release_from_live_session(ctx.server, ctx.session, file_id, &ask) =>
+        {
+            ctx.server.durable.reclaim(file_id.persistent, &check)?
+        }
+        other => other?,
+    };
     let open = d.open;
     open.set_tree_id(ctx.tree.id);
     ctx.server.files.reattach_holder(
