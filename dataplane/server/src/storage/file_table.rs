@@ -987,6 +987,25 @@ impl FileTable {
     /// delete-pending file (or it was opened delete-on-close), unlink the file through its
     /// parent beneath `root` (the open's share root).
     pub fn unregister(&self, open: &Open, root: BorrowedFd) -> Result<(), NtStatus> {
+        if self.remove_open(open) {
+            let path = open.path.lock().map(|p| p.clone()).unwrap_or_default();
+            unlink_path(root, &path, open.is_directory)?;
+        }
+        Ok(())
+    }
+
+    /// Remove `open` from its file when its share root is not known any more (an open left
+    /// behind by a tree that is gone): the record goes, so no later open of a file with the same
+    /// inode number meets it; a delete-on-close cannot be carried out and is logged.
+    pub fn forget(&self, open: &Open) {
+        if self.remove_open(open) {
+            tracing::warn!(path = %open.path.lock().map(|p| p.clone()).unwrap_or_default(), "open closed without its share: delete on close skipped");
+        }
+    }
+
+    /// Take `open` out of its file (its record, locks, pending break, unused leases). Whether
+    /// the file must be unlinked now: it was the last open of a delete-pending file.
+    fn remove_open(&self, open: &Open) -> bool {
         let delete_on_close = open
             .state
             .lock()
@@ -1013,15 +1032,10 @@ impl FileTable {
         if had_locks {
             open.file.bump_generation();
         }
-        if !last {
-            return Ok(());
+        if last {
+            shard.remove(&open.file.key);
         }
-        shard.remove(&open.file.key);
-        if delete {
-            let path = open.path.lock().map(|p| p.clone()).unwrap_or_default();
-            unlink_path(root, &path, open.is_directory)?;
-        }
-        Ok(())
+        delete
     }
 
     /// Drop the leases of `st` that lost their last open, from the file and from the index.
