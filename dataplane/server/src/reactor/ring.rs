@@ -352,7 +352,9 @@ pub fn run(
                     c.recv_inflight = false;
                     if res <= 0 || c.closing {
                         if res < 0 && res != -libc::ECONNRESET {
-                            debug!(peer = %c.conn.peer, error = %std::io::Error::from_raw_os_error(-res), "recv failed");
+                            // Rare (a reset is the usual way a peer leaves): worth a line
+                            // at the default level, as it ends the connection.
+                            info!(peer = %c.conn.peer, error = %std::io::Error::from_raw_os_error(-res), "recv failed; closing");
                         }
                         c.closing = true;
                     } else {
@@ -380,6 +382,9 @@ pub fn run(
                     };
                     c.send_inflight = false;
                     if res < 0 {
+                        if !c.closing && res != -libc::ECONNRESET && res != -libc::EPIPE {
+                            info!(peer = %c.conn.peer, error = %std::io::Error::from_raw_os_error(-res), "send failed; closing");
+                        }
                         c.closing = true;
                     } else {
                         c.send_off += res as usize;
@@ -470,6 +475,15 @@ pub fn run(
                                 on_received(c, &server, &mut env, &mut new_ios);
                                 arm_recv(&mut ring, c, idx)?;
                                 arm_send(&mut ring, c, idx)?;
+                                if c.closing && !c.recv_inflight && !c.send_inflight {
+                                    // Refused at once with nothing to send: no completion
+                                    // will come to reap it, so it goes now.
+                                    c.conn.teardown();
+                                    conns[idx] = None;
+                                    free.push(idx);
+                                    continue;
+                                }
+                                debug!(peer = %c.conn.peer, reactor = spec.index, "handed-over connection adopted");
                                 submit_new_ios(
                                     &mut ring,
                                     &mut file_ios,
