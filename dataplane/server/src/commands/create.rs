@@ -107,7 +107,13 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
         other => other?,
     };
     let opened = store_requested_eas(root.as_fd(), opened, &eas, ctx)?;
-    let mut meta = stat_fd(opened.fd.as_fd())?;
+    let mut meta = match stat_fd(opened.fd.as_fd()) {
+        Ok(meta) => meta,
+        Err(e) => {
+            ctx.server.files.cancel(opened.registration);
+            return Err(e);
+        }
+    };
     ctx.server.files.apply_change_time_of(&mut meta);
 
     let oplock_level = opened.registration.oplock_level;

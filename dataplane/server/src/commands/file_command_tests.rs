@@ -886,3 +886,23 @@ fn logoff_takes_an_open_of_a_vanished_tree_out_of_the_file_table() {
     assert!(super::logoff::logoff(&env.session, &env.server).is_empty());
     assert_eq!(table_opens(&env, "orphan"), 0);
 }
+
+#[test]
+fn an_open_dropped_without_close_leaves_no_share_mode_behind() {
+    let mut env = TestEnv::new();
+    let mut c = Create::new("dropped", disposition::CREATE);
+    c.share = 0;
+    let id = open(&mut env, &c).unwrap();
+    let open = env
+        .session
+        .opens
+        .remove(crate::open::FileId::decode(&id))
+        .unwrap();
+    drop(open);
+    assert_eq!(table_opens(&env, "dropped"), 0);
+    let (other, _) = env.other_session(2);
+    let mut o = Create::new("dropped", disposition::OPEN);
+    o.share = 0;
+    env.run_as(&other, create::handle, CREATE, &o.body())
+        .expect("no phantom open of the file");
+}

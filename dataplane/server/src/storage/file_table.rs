@@ -566,6 +566,19 @@ impl FileEntry {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Take the record of open `open_key` out of this file if it is still there (its break in
+    /// flight too). Whether it was: only an open that ends without `FileTable::unregister`
+    /// leaves one (see `Open`'s Drop).
+    pub(crate) fn remove_record(&self, open_key: u64) -> bool {
+        let mut st = self.state();
+        let before = st.opens.len();
+        st.opens.retain(|o| o.open_key != open_key);
+        if st.pending_break.is_some_and(|pb| pb.open_key == open_key) {
+            st.pending_break = None;
+        }
+        st.opens.len() != before
+    }
+
     /// Connections waiting for an oplock break on this file, to nudge once it changed.
     pub fn take_waiters(&self) -> Vec<ConnHandle> {
         std::mem::take(&mut self.state().waiters)
@@ -727,6 +740,13 @@ impl FileTable {
             })
             .clone();
         let mut st = file.state();
+        if st.opens.is_empty() {
+            // An entry without opens is fresh, or was left by an open that ended without
+            // unregister (`FileEntry::remove_record`): nothing of the latter (delete pending,
+            // leases) applies to the file opened now, maybe a new one with the same inode.
+            self.forget_leases(&mut st);
+            *st = FileState::default();
+        }
         let verdict = Self::admit(&mut st, access, share_access, oplock, notices);
         if let Err(e) = verdict {
             if st.opens.is_empty() {
