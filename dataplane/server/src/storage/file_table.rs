@@ -785,26 +785,6 @@ impl FileTable {
         })
     }
 
-    /// The sessions of the opens holding lease `id`, each once, in the order of the opens
-    /// (MS-SMB2 3.3.4.7: its break goes to a connection of one of them).
-    pub fn lease_sessions(&self, id: LeaseId) -> Vec<Weak<Session>> {
-        let Some(key) = self.lease_files().get(&id).copied() else {
-            return Vec::new();
-        };
-        let Some(file) = self.shard(&key).get(&key).cloned() else {
-            return Vec::new();
-        };
-        let st = file.state();
-        let mut sessions: Vec<Weak<Session>> = Vec::new();
-        let holders = st.opens.iter().filter(|o| o.lease == Some(id));
-        for target in holders.filter_map(|o| o.holder.as_ref()) {
-            if !sessions.iter().any(|s| s.ptr_eq(&target.session)) {
-                sessions.push(target.session.clone());
-            }
-        }
-        sessions
-    }
-
     fn lease_files(&self) -> MutexGuard<'_, HashMap<LeaseId, FileKey>> {
         self.lease_files.lock().unwrap_or_else(|e| e.into_inner())
     }
