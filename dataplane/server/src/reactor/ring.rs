@@ -538,6 +538,11 @@ pub fn run(
                 if done {
                     if let Some(mut c) = conns[slot].take() {
                         debug!(peer = %c.conn.peer, "connection closed");
+                        // Breaks the peer never acknowledged go to the next channel, as when a
+                        // channel is declared dead (`check_breaks`).
+                        for b in std::mem::take(&mut c.unacked_breaks) {
+                            crate::oplock::redeliver(&server, &b.route, b.frame, c.conn.handle);
+                        }
                         c.conn.teardown();
                         free.push(slot);
                     }
@@ -646,6 +651,10 @@ fn deliver_msg(
     };
     let idx = to.slot as usize;
     let Some(c) = live_conn(conns, idx, to.gen) else {
+        // The connection is gone: a break for it goes to the next channel, never nowhere.
+        if let ReactorMsg::Break { frame, route, .. } = msg {
+            crate::oplock::redeliver(server, &route, frame, to);
+        }
         return Ok(());
     };
     apply_msg(c, msg, server, env);
@@ -653,9 +662,14 @@ fn deliver_msg(
 }
 
 /// Queue what a message for connection `c` asks: a frame, a break to watch, or a retry of the
-/// parked requests. A closing connection takes nothing.
+/// parked requests. A closing connection takes nothing; its breaks go on to the next channel.
 fn apply_msg(c: &mut Conn, msg: ReactorMsg, server: &ServerState, env: &mut ReactorEnv) {
     if c.closing {
+        // A closing channel is not watched any more (`check_breaks`): a break sent there would
+        // be lost, so it goes to the next channel.
+        if let ReactorMsg::Break { frame, route, .. } = msg {
+            crate::oplock::redeliver(server, &route, frame, c.conn.handle);
+        }
         return;
     }
     match msg {
