@@ -470,6 +470,7 @@ mod tests {
             access_mask: 0x1,
             share_access: share_mode::ALL,
             create_options: 0,
+            position: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(OpenState::default()),
             file: reg.file,
             open_key: reg.open_key,

@@ -149,6 +149,18 @@ impl Open {
     }
 }
 
+impl Drop for Open {
+    /// Every way an open ends goes through `FileTable::unregister` (or `forget`); one that did
+    /// not would leave its record in the file table for good: a phantom open that a later file
+    /// with the same inode number meets (SHARING_VIOLATION). It is taken out here, and logged.
+    fn drop(&mut self) {
+        if self.file.remove_record(self.open_key) {
+            let path = self.path.lock().map(|p| p.clone()).unwrap_or_default();
+            tracing::warn!(%path, "open ended without being closed; its share mode record removed");
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct OpenState {
     pub delete_on_close: bool,

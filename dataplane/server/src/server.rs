@@ -316,9 +316,13 @@ impl ServerState {
         self.files = FileTable::with_registry(registry);
     }
 
-    /// Deliver a message to the reactor that owns its target connection. `false` when that
-    /// reactor cannot take it (no reactors, or its mailbox is full).
+    /// Deliver a message to the reactor that owns its target connection (on that reactor's own
+    /// thread: to its own queue, see `mailbox`). `false` when that reactor cannot take it (no
+    /// reactors, or its mailbox is full).
     pub fn post(&self, msg: ReactorMsg) -> bool {
+        let Err(msg) = crate::mailbox::post_own(msg) else {
+            return true;
+        };
         let reactor = msg.reactor();
         self.mailboxes
             .get()

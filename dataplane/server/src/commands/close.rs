@@ -32,8 +32,10 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
     } else {
         None
     };
-    ctx.session.opens.remove(open.file_id);
-    close_open(ctx.server, &ctx.tree.share, &open);
+    // A LOGOFF or TREE_DISCONNECT on another channel may have taken (and closed) it meanwhile.
+    if ctx.session.opens.remove(open.file_id).is_some() {
+        close_open(ctx.server, &ctx.tree.share, &open);
+    }
     let mut body = Vec::with_capacity(60);
     encode_response(attrs.as_ref(), &mut body);
     Ok(Reply::ok(body))

@@ -136,7 +136,13 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
         other => other?,
     };
     let opened = store_requested_eas(root.as_fd(), opened, &eas, ctx)?;
-    let mut meta = stat_fd(opened.fd.as_fd())?;
+    let mut meta = match stat_fd(opened.fd.as_fd()) {
+        Ok(meta) => meta,
+        Err(e) => {
+            ctx.server.files.cancel(opened.registration);
+            return Err(e);
+        }
+    };
     ctx.server.files.apply_change_time_of(&mut meta);
 
     let oplock_level = opened.registration.oplock_level;
@@ -168,6 +174,20 @@ pub fn handle(req: &Request, ctx: &mut TreeCtx) -> Result<Reply, NtStatus> {
         replay_eligible: std::sync::atomic::AtomicBool::new(create_guid.is_some()),
     });
     ctx.session.opens.insert(open);
+    // A LOGOFF or TREE_DISCONNECT on another channel may have drained this tree's opens while
+    // this CREATE ran: nobody would close this open then, and its record would stay in the
+    // file table (a later file with the same inode number would meet it). Either they see it
+    // in the table or it sees their tree gone (both under the tables' locks).
+    if !tree_connected(ctx) {
+        if let Some(open) = ctx.session.opens.remove(file_id) {
+            super::close::close_open(ctx.server, &ctx.tree.share, &open);
+        }
+        return Err(if ctx.session.is_logged_off() {
+            NtStatus::USER_SESSION_DELETED
+        } else {
+            NtStatus::NETWORK_NAME_DELETED
+        });
+    }
     *ctx.compound_file_id = Some(file_id);
 
     let mxac;
@@ -447,6 +467,16 @@ fn existing_open_reply(
     let mut body = Vec::with_capacity(160);
     response.encode(&out_contexts, &mut body);
     Ok(Reply::ok(body))
+}
+
+/// Whether the CREATE's tree is still connected in its session.
+fn tree_connected(ctx: &TreeCtx) -> bool {
+    ctx.session
+        .trees
+        .lock()
+        .unwrap()
+        .get(&ctx.tree.id)
+        .is_some_and(|t| Arc::ptr_eq(t, ctx.tree))
 }
 
 /// What one CREATE may be given: the access the share allows, the allocation asked for, the

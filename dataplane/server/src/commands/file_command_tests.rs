@@ -905,3 +905,77 @@ fn create_answers_lease_requests() {
     let err = env.run(super::oplock_break::handle, 18, &ack).unwrap_err();
     assert_eq!(err, NtStatus::UNSUCCESSFUL);
 }
+
+/// How many opens the file table holds for `name` in the env's share.
+fn table_opens(env: &TestEnv, name: &str) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(env.dir.join(name)).unwrap();
+    env.server
+        .files
+        .open_count(crate::storage::file_table::FileKey {
+            device: meta.dev(),
+            inode: meta.ino(),
+        })
+}
+
+#[test]
+fn create_racing_a_logoff_leaves_no_open_behind() {
+    let mut env = TestEnv::new();
+    // A LOGOFF on another channel drained the session's opens while this CREATE ran.
+    env.session.mark_logged_off();
+    assert!(super::logoff::logoff(&env.session, &env.server).is_empty());
+    let mut c = Create::new("raced", disposition::CREATE);
+    c.share = 0;
+    let err = env.run(create::handle, CREATE, &c.body()).unwrap_err();
+    assert_eq!(err, NtStatus::USER_SESSION_DELETED);
+    assert_eq!(env.session.opens.len(), 0);
+    // Nothing of it stays in the file table: another session opens the file freely.
+    assert_eq!(table_opens(&env, "raced"), 0);
+    let (other, _) = env.other_session(2);
+    let mut o = Create::new("raced", disposition::OPEN);
+    o.share = 0;
+    env.run_as(&other, create::handle, CREATE, &o.body())
+        .expect("no stale open of the file");
+}
+
+#[test]
+fn create_racing_a_tree_disconnect_leaves_no_open_behind() {
+    let mut env = TestEnv::new();
+    super::tree_connect::disconnect(&env.session, env.tree.id, &env.server).unwrap();
+    let err = open(&mut env, &Create::new("gone-tree", disposition::CREATE)).unwrap_err();
+    assert_eq!(err, NtStatus::NETWORK_NAME_DELETED);
+    assert_eq!(env.session.opens.len(), 0);
+    assert_eq!(table_opens(&env, "gone-tree"), 0);
+}
+
+#[test]
+fn logoff_takes_an_open_of_a_vanished_tree_out_of_the_file_table() {
+    let mut env = TestEnv::new();
+    open(&mut env, &Create::new("orphan", disposition::CREATE)).unwrap();
+    assert_eq!(table_opens(&env, "orphan"), 1);
+    // Its tree went without closing it (as a CREATE racing a TREE_DISCONNECT once could).
+    env.session.trees.lock().unwrap().clear();
+    env.session.mark_logged_off();
+    assert!(super::logoff::logoff(&env.session, &env.server).is_empty());
+    assert_eq!(table_opens(&env, "orphan"), 0);
+}
+
+#[test]
+fn an_open_dropped_without_close_leaves_no_share_mode_behind() {
+    let mut env = TestEnv::new();
+    let mut c = Create::new("dropped", disposition::CREATE);
+    c.share = 0;
+    let id = open(&mut env, &c).unwrap();
+    let open = env
+        .session
+        .opens
+        .remove(crate::open::FileId::decode(&id))
+        .unwrap();
+    drop(open);
+    assert_eq!(table_opens(&env, "dropped"), 0);
+    let (other, _) = env.other_session(2);
+    let mut o = Create::new("dropped", disposition::OPEN);
+    o.share = 0;
+    env.run_as(&other, create::handle, CREATE, &o.body())
+        .expect("no phantom open of the file");
+}

@@ -60,6 +60,7 @@ impl TestEnv {
             maximal_access: access::FILE_ALL_ACCESS,
             encrypt: false,
         });
+        session.trees.lock().unwrap().insert(tree.id, tree.clone());
         TestEnv {
             dir,
             server,
@@ -78,6 +79,11 @@ impl TestEnv {
                 domain: "d".into(),
             },
         ));
+        session
+            .trees
+            .lock()
+            .unwrap()
+            .insert(self.tree.id, self.tree.clone());
         (session, self.tree.clone())
     }
 

@@ -33,6 +33,8 @@ const MAX_QUEUED_FRAMES: usize = 512;
 const MAX_UNSENT_BYTES: u64 = 64 * 1024 * 1024;
 /// Connections one reactor serves at most; further accepts are closed at once.
 const MAX_CONNECTIONS: usize = 16 * 1024;
+/// Rounds of a connection's own messages applied right after one of its requests.
+const OWN_MESSAGE_ROUNDS: usize = 4;
 /// Period of the housekeeping tick (blocked-request retries, shutdown check).
 const TICK_NS: u32 = 50_000_000;
 /// How often the connection timeouts (login, partial PDU, idle) are checked.
@@ -487,10 +489,27 @@ pub fn run(
     )?;
 
     arm_wake(&mut ring, &mailbox, &mut wake_buf)?;
+    crate::mailbox::run_own_queue(spec.index as u16);
 
     let mut completions: Vec<(u64, i32, u32)> = Vec::with_capacity(RING_ENTRIES as usize);
     loop {
-        ring.submit_and_wait(1)?;
+        // What this thread posted to its own connections goes out before it waits (applying
+        // it may post more: then it only looks for completions and comes back).
+        let mut own = crate::mailbox::take_own();
+        for _ in 0..OWN_MESSAGE_ROUNDS {
+            for msg in own {
+                deliver_msg(&mut ring, &mut conns, msg, &server, &mut env, &mut pipes)?;
+            }
+            own = crate::mailbox::take_own();
+        }
+        if own.is_empty() {
+            ring.submit_and_wait(1)?;
+        } else {
+            for msg in own {
+                deliver_msg(&mut ring, &mut conns, msg, &server, &mut env, &mut pipes)?;
+            }
+            ring.submit()?;
+        }
         completions.clear();
         completions.extend(
             ring.completion()
@@ -539,14 +558,16 @@ pub fn run(
                     c.recv_inflight = false;
                     if res <= 0 || c.closing {
                         if res < 0 && res != -libc::ECONNRESET {
-                            debug!(peer = %c.conn.peer, error = %std::io::Error::from_raw_os_error(-res), "recv failed");
+                            // Rare (a reset is the usual way a peer leaves): worth a line
+                            // at the default level, as it ends the connection.
+                            info!(peer = %c.conn.peer, error = %std::io::Error::from_raw_os_error(-res), "recv failed; closing");
                         }
                         c.closing = true;
                     } else {
                         c.rlen += res as usize;
                         c.last_recv_at = Instant::now();
                         c.adapt_recv_chunk(res as usize);
-                        on_received(c, &mut env, &mut new_ios);
+                        on_received(c, &server, &mut env, &mut new_ios);
                         if !c.closing && c.send_backlog_allows_recv() {
                             arm_recv(&mut ring, c, slot)?;
                         }
@@ -568,6 +589,9 @@ pub fn run(
                     };
                     c.send_inflight = false;
                     if res < 0 {
+                        if !c.closing && res != -libc::ECONNRESET && res != -libc::EPIPE {
+                            info!(peer = %c.conn.peer, error = %std::io::Error::from_raw_os_error(-res), "send failed; closing");
+                        }
                         c.closing = true;
                     } else {
                         note_sent(c, res as usize, &mut pipes);
@@ -670,10 +694,7 @@ pub fn run(
                         let Ok(msg) = mailbox.rx.try_recv() else {
                             break;
                         };
-                        let to = match msg {
-                            ReactorMsg::Send { to, .. }
-                            | ReactorMsg::Kick { to }
-                            | ReactorMsg::Break { to, .. } => to,
+                        match msg {
                             ReactorMsg::Adopt { adoption, .. } => {
                                 // A connection handed over by another worker: the request that
                                 // moved it (a NEGOTIATE, or a bind of a session of ours) is
@@ -707,9 +728,18 @@ pub fn run(
                                 c.rbuf[..n].copy_from_slice(&adoption.bytes);
                                 c.rlen = n;
                                 let gen = c.gen;
-                                on_received(c, &mut env, &mut new_ios);
+                                on_received(c, &server, &mut env, &mut new_ios);
                                 arm_recv(&mut ring, c, idx)?;
                                 arm_send(&mut ring, c, idx, &mut pipes)?;
+                                if c.closing && !c.recv_inflight && !c.send_inflight {
+                                    // Refused at once with nothing to send: no completion
+                                    // will come to reap it, so it goes now.
+                                    c.conn.teardown();
+                                    conns[idx] = None;
+                                    free.push(idx);
+                                    continue;
+                                }
+                                debug!(peer = %c.conn.peer, reactor = spec.index, "handed-over connection adopted");
                                 submit_new_ios(
                                     &mut ring,
                                     &mut file_ios,
@@ -719,37 +749,11 @@ pub fn run(
                                     idx,
                                     gen,
                                 )?;
-                                continue;
                             }
-                        };
-                        let idx = to.slot as usize;
-                        let Some(c) = live_conn(&mut conns, idx, to.gen) else {
-                            continue;
-                        };
-                        if c.closing {
-                            continue;
+                            other => deliver_msg(
+                                &mut ring, &mut conns, other, &server, &mut env, &mut pipes,
+                            )?,
                         }
-                        match msg {
-                            ReactorMsg::Send { frame, .. } => enqueue(c, [frame]),
-                            ReactorMsg::Break { frame, route, .. } => {
-                                let end = c.queued_bytes + frame.len() as u64;
-                                let silence_limit = tcp::dead_after(
-                                    tcp::rto(c.fd.as_raw_fd()),
-                                    server.config.dead_peer.break_silence_rtos,
-                                );
-                                c.unacked_breaks.push(TrackedBreak {
-                                    frame: frame.clone(),
-                                    route,
-                                    end,
-                                    queued_at: std::time::Instant::now(),
-                                    silence_limit,
-                                });
-                                enqueue(c, [frame]);
-                            }
-                            ReactorMsg::Kick { .. } => poll_waits(c, &mut env),
-                            ReactorMsg::Adopt { .. } => {}
-                        }
-                        arm_send(&mut ring, c, idx, &mut pipes)?;
                     }
                     arm_wake(&mut ring, &mailbox, &mut wake_buf)?;
                     continue;
@@ -798,6 +802,11 @@ pub fn run(
                 if done {
                     if let Some(mut c) = conns[slot].take() {
                         debug!(peer = %c.conn.peer, "connection closed");
+                        // Breaks the peer never acknowledged go to the next channel, as when a
+                        // channel is declared dead (`check_breaks`).
+                        for b in std::mem::take(&mut c.unacked_breaks) {
+                            crate::oplock::redeliver(&server, &b.route, b.frame, c.conn.handle);
+                        }
                         c.conn.teardown();
                         free.push(slot);
                     }
@@ -896,6 +905,78 @@ fn close_timed_out(conns: &mut [Option<Conn>], timeouts: &Timeouts) {
             warn!(peer = %c.conn.peer, reason = why, "closing connection: timeout");
             c.closing = true;
             let _ = nix::sys::socket::shutdown(c.fd.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        }
+    }
+}
+
+/// Apply a message for one of this reactor's connections (not an adoption) and send what it
+/// queued.
+fn deliver_msg(
+    ring: &mut IoUring,
+    conns: &mut [Option<Conn>],
+    msg: ReactorMsg,
+    server: &ServerState,
+    env: &mut ReactorEnv,
+    pipes: &mut PipePool,
+) -> std::io::Result<()> {
+    let Some(to) = msg.target() else {
+        return Ok(());
+    };
+    let idx = to.slot as usize;
+    let Some(c) = live_conn(conns, idx, to.gen) else {
+        // The connection is gone: a break for it goes to the next channel, never nowhere.
+        if let ReactorMsg::Break { frame, route, .. } = msg {
+            crate::oplock::redeliver(server, &route, frame, to);
+        }
+        return Ok(());
+    };
+    apply_msg(c, msg, server, env);
+    arm_send(ring, c, idx, pipes)
+}
+
+/// Queue what a message for connection `c` asks: a frame, a break to watch, or a retry of the
+/// parked requests. A closing connection takes nothing; its breaks go on to the next channel.
+fn apply_msg(c: &mut Conn, msg: ReactorMsg, server: &ServerState, env: &mut ReactorEnv) {
+    if c.closing {
+        // A closing channel is not watched any more (`check_breaks`): a break sent there would
+        // be lost, so it goes to the next channel.
+        if let ReactorMsg::Break { frame, route, .. } = msg {
+            crate::oplock::redeliver(server, &route, frame, c.conn.handle);
+        }
+        return;
+    }
+    match msg {
+        ReactorMsg::Send { frame, .. } => enqueue(c, [frame]),
+        ReactorMsg::Break { frame, route, .. } => {
+            let end = c.queued_bytes + frame.len() as u64;
+            let silence_limit = tcp::dead_after(
+                tcp::rto(c.fd.as_raw_fd()),
+                server.config.dead_peer.break_silence_rtos,
+            );
+            c.unacked_breaks.push(TrackedBreak {
+                frame: frame.clone(),
+                route,
+                end,
+                queued_at: std::time::Instant::now(),
+                silence_limit,
+            });
+            enqueue(c, [frame]);
+        }
+        ReactorMsg::Kick { .. } => poll_waits(c, env),
+        ReactorMsg::Adopt { .. } => {}
+    }
+}
+
+/// Apply what this thread posted to connection `c` while handling its last request (a retry
+/// of its parked requests may post more; a few rounds settle it, the rest waits for the loop).
+fn take_own_messages(c: &mut Conn, server: &ServerState, env: &mut ReactorEnv) {
+    for _ in 0..OWN_MESSAGE_ROUNDS {
+        let msgs = crate::mailbox::take_own_for(c.conn.handle);
+        if msgs.is_empty() {
+            return;
+        }
+        for msg in msgs {
+            apply_msg(c, msg, server, env);
         }
     }
 }
@@ -1016,7 +1097,12 @@ fn submit_file_io(
 }
 
 /// Consume every complete PDU in the receive buffer.
-fn on_received(c: &mut Conn, env: &mut ReactorEnv, new_ios: &mut Vec<NewFileIo>) {
+fn on_received(
+    c: &mut Conn,
+    server: &ServerState,
+    env: &mut ReactorEnv,
+    new_ios: &mut Vec<NewFileIo>,
+) {
     let mut pos = 0;
     while !c.closing {
         let avail = &c.rbuf[pos..c.rlen];
@@ -1040,6 +1126,9 @@ fn on_received(c: &mut Conn, env: &mut ReactorEnv, new_ios: &mut Vec<NewFileIo>)
                     warn!(peer = %c.conn.peer, reason = %why.0, "closing connection");
                     c.closing = true;
                 }
+                // Breaks this request caused on this very connection go before the responses
+                // to the requests after it.
+                take_own_messages(c, server, env);
                 if let Some(owner) = c.conn.take_hand_off() {
                     // This client or session belongs to another worker: give it the socket and
                     // the bytes read so far (this request and anything after it), then let go.

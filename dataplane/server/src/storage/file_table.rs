@@ -700,6 +700,19 @@ impl FileEntry {
         }
     }
 
+    /// Take the record of open `open_key` out of this file if it is still there (its break in
+    /// flight too). Whether it was: only an open that ends without `FileTable::unregister`
+    /// leaves one (see `Open`'s Drop).
+    pub(crate) fn remove_record(&self, open_key: u64) -> bool {
+        let mut st = self.state();
+        let before = st.opens.len();
+        st.opens.retain(|o| o.open_key != open_key);
+        if st.pending_break.is_some_and(|pb| pb.open_key == open_key) {
+            st.pending_break = None;
+        }
+        st.opens.len() != before
+    }
+
     /// Connections waiting for an oplock break on this file, to nudge once it changed.
     pub fn take_waiters(&self) -> Vec<ConnHandle> {
         std::mem::take(&mut self.state().waiters)
@@ -928,6 +941,13 @@ impl FileTable {
             })
             .clone();
         let mut st = file.state();
+        if st.opens.is_empty() {
+            // An entry without opens is fresh, or was left by an open that ended without
+            // unregister (`FileEntry::remove_record`): nothing of the latter (delete pending,
+            // leases) applies to the file opened now, maybe a new one with the same inode.
+            self.forget_leases(&mut st);
+            *st = FileState::default();
+        }
         // The registry guard is taken after the file's state (a state change publishes with
         // the registry's own lock), and let go before it.
         let verdict = self.lock_slot(key).and_then(|mut slot| {
@@ -1409,6 +1429,25 @@ impl FileTable {
     /// delete-pending file (or it was opened delete-on-close), unlink the file through its
     /// parent beneath `root` (the open's share root).
     pub fn unregister(&self, open: &Open, root: BorrowedFd) -> Result<(), NtStatus> {
+        if self.remove_open(open) {
+            let path = open.path.lock().map(|p| p.clone()).unwrap_or_default();
+            unlink_path(root, &path, open.is_directory)?;
+        }
+        Ok(())
+    }
+
+    /// Remove `open` from its file when its share root is not known any more (an open left
+    /// behind by a tree that is gone): the record goes, so no later open of a file with the same
+    /// inode number meets it; a delete-on-close cannot be carried out and is logged.
+    pub fn forget(&self, open: &Open) {
+        if self.remove_open(open) {
+            tracing::warn!(path = %open.path.lock().map(|p| p.clone()).unwrap_or_default(), "open closed without its share: delete on close skipped");
+        }
+    }
+
+    /// Take `open` out of its file (its record, locks, pending break, unused leases). Whether
+    /// the file must be unlinked now: it was the last open of a delete-pending file.
+    fn remove_open(&self, open: &Open) -> bool {
         let delete_on_close = open
             .state
             .lock()
@@ -1436,15 +1475,10 @@ impl FileTable {
         if had_locks {
             open.file.bump_generation();
         }
-        if !last {
-            return Ok(());
+        if last {
+            shard.remove(&open.file.key);
         }
-        shard.remove(&open.file.key);
-        if delete {
-            let path = open.path.lock().map(|p| p.clone()).unwrap_or_default();
-            unlink_path(root, &path, open.is_directory)?;
-        }
-        Ok(())
+        delete
     }
 
     /// Drop the leases of `st` that lost their last open, from the file and from the index.
@@ -2189,6 +2223,7 @@ mod tests {
             access_mask: RW_ACCESS,
             share_access: share::ALL,
             create_options: 0,
+            position: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(crate::open::OpenState::default()),
             file: reg.file,
             open_key: reg.open_key,
