@@ -84,7 +84,7 @@ fn channel_addresses(job: &Value) -> Vec<String> {
 
 #[test]
 fn interface_list_names_both_server_nics() {
-    let Some(topo) = Topology::up() else { return };
+    let Some(topo) = Topology::up("") else { return };
     let server = Server::start(&topo);
     let target = format!("{}:{PORT}", SRV_V4[0]);
     let doc = bench(&topo, &server, &target, &["--list-interfaces"]);
@@ -146,7 +146,7 @@ fn check_cross_channel_job(job: &Value, size: f64, expect_addrs: &[String]) {
 
 #[test]
 fn two_channels_from_interface_discovery_write_and_read_back_across() {
-    let Some(topo) = Topology::up() else { return };
+    let Some(topo) = Topology::up("") else { return };
     let server = Server::start(&topo);
     let target = format!("{}:{PORT}", SRV_V4[0]);
     // No --connect: the second channel's address comes from FSCTL_QUERY_NETWORK_INTERFACE_INFO.
@@ -182,7 +182,7 @@ fn two_channels_from_interface_discovery_write_and_read_back_across() {
 
 #[test]
 fn two_channels_over_ipv6_signed_write_and_read_back_across() {
-    let Some(topo) = Topology::up() else { return };
+    let Some(topo) = Topology::up("") else { return };
     let server = Server::start(&topo);
     let target = format!("[{}]:{PORT}", SRV_V6[0]);
     let second = format!("[{}]:{PORT}", SRV_V6[1]);
@@ -238,7 +238,7 @@ impl Drop for KillOnDrop {
 /// has taken up to 3 s to run; if the loss lands in the read-back rather than the write phase
 /// the check is the same: one channel lost, no error, everything verified.)
 fn session_survives_losing_channel(victim_index: usize) {
-    let Some(topo) = Topology::up() else { return };
+    let Some(topo) = Topology::up("") else { return };
     let server = Server::start(&topo);
     let target = format!("{}:{PORT}", SRV_V4[0]);
     let victim = SRV_V4[victim_index];

@@ -36,14 +36,19 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// None (after saying why) when the machine cannot do namespaces.
-    pub fn up() -> Option<Topology> {
+    /// None (after saying why) when the machine cannot do namespaces. The suffix starts with
+    /// `tag` (at most 2 characters, may be empty) so that a test's namespaces are told apart
+    /// from others' in `ip netns list`.
+    pub fn up(tag: &str) -> Option<Topology> {
         static N: AtomicU32 = AtomicU32::new(0);
-        // At most 8 characters: 6 hex digits of the pid and a counter.
+        assert!(tag.len() <= 2, "netns tag {tag:?} longer than 2 characters");
+        // At most 8 characters: the tag, hex digits of the pid, and a counter.
+        let pid_digits = 6 - tag.len();
+        let pid = format!("{:06x}", std::process::id() & 0xff_ffff);
         let suffix = format!(
-            "{:x}{}",
-            std::process::id() & 0xff_ffff,
-            N.fetch_add(1, Ordering::Relaxed)
+            "{tag}{}{}",
+            &pid[pid.len() - pid_digits..],
+            N.fetch_add(1, Ordering::Relaxed) % 10
         );
         let out = run(Command::new(script()).args(["up", &suffix]));
         match out.status.code() {
