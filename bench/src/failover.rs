@@ -1,13 +1,14 @@
 //! Break failover over a dead channel, measured from the client's side (the `smb3failover`
 //! binary; `scripts/bench-break-failover` and `bench/tests/break_failover_netns.rs` drive it).
 //!
-//! One run: a holder session with two channels opens a file asking for a batch oplock and writes
-//! data over both channels; then its first channel goes dark (iptables rules dropping both
-//! directions of that connection, in the current network namespace); at once a second client
-//! (its own session and ClientGuid) opens the same file. The server must break the holder's
-//! oplock; it tries the first channel, finds it dead, and must send the break again on the
-//! second one. The holder acknowledges the break where it arrived; the second client's open
-//! completes and it reads the data back.
+//! One run: a holder session with two channels opens a file asking for a batch oplock or an RWH
+//! lease (v2) and writes data over both channels; then its first channel goes dark (iptables
+//! rules dropping both directions of that connection, in the current network namespace); at once
+//! a second client (its own session and ClientGuid) opens the same file. The server must break
+//! the holder's oplock or lease; it tries the first channel, finds it dead, and must send the
+//! break again on the second one (for a lease: any channel of the holder's ClientGuid). The
+//! holder acknowledges the break where it arrived; the second client's open completes and it
+//! reads the data back.
 //!
 //! Measured: from the moment the channel went dark (the rules are in place) to the break
 //! arriving on the live channel; the second open's latency; the acknowledgment's status.
@@ -18,6 +19,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use smb3d_protocol::header::Command;
+use smb3d_protocol::messages::lease::{self, state, LeaseContext};
 use smb3d_protocol::messages::oplock_break::level;
 use smb3d_protocol::NtStatus;
 
@@ -25,11 +27,13 @@ use crate::client::conn::{Conn, Error, Receiver, Request, Response, Result, Send
 use crate::client::msgs::{self, CreateArgs};
 use crate::client::session::{login, LoginOptions, Session};
 
-/// What the holder holds. Leases join here once the server grants them.
+/// What the holder holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BreakKind {
     /// A batch oplock (MS-SMB2 2.2.13 SMB2_OPLOCK_LEVEL_BATCH).
     Batch,
+    /// A read-write-handle lease, v2 create context (MS-SMB2 2.2.13.2.10).
+    Lease,
 }
 
 /// How the holder's first channel goes dark.
@@ -62,12 +66,15 @@ pub struct Outcome {
     /// Index of the holder's channel the break arrived on (0: the first, the one blocked).
     pub break_channel: usize,
     pub break_address: SocketAddr,
-    /// The level the break asked the holder to go down to.
-    pub break_level: u8,
+    /// What the break asked the holder to go down to: the oplock level, or the lease state
+    /// (`lease::state` bits).
+    pub break_to: u32,
     /// From the first channel going dark (or, unblocked, from the second open being sent) to
     /// the break arriving on a live channel.
     pub dark_to_break: Duration,
-    /// The server's answer to the acknowledgment.
+    /// Whether the break asked for an acknowledgment (oplock breaks always do).
+    pub acked: bool,
+    /// The server's answer to the acknowledgment (SUCCESS when none was asked for).
     pub ack_status: NtStatus,
     /// The second client's CREATE: request to final response.
     pub open_latency: Duration,
@@ -214,17 +221,149 @@ fn read_back(s: &mut Session, file_id: &[u8; 16], want: &[u8]) -> Result<usize> 
     Ok(matching)
 }
 
+/// The status of the answer to request `id` on `channel`; the other channel may end meanwhile.
+fn await_answer(
+    from_channels: &mpsc::Receiver<Received>,
+    channel: usize,
+    id: u64,
+    deadline: Instant,
+) -> Result<NtStatus> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (ch, _, msg) = from_channels
+            .recv_timeout(left)
+            .map_err(|_| protocol("no answer to the break acknowledgment"))?;
+        match msg {
+            Ok(m) if ch == channel && m.header.message_id == id => return Ok(m.status()),
+            Ok(_) => continue,
+            Err(_) if ch != channel => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn close(s: &mut Session, file_id: &[u8; 16]) -> Result<()> {
     let mut req = Request::new(Command::Close, s.tree_id);
     msgs::encode_close(file_id, &mut req.msg);
     s.conn.call_ok(req).map(|_| ())
 }
 
+/// What the holder was granted: the handle, and the lease key when it holds a lease.
+struct Held {
+    file_id: [u8; 16],
+    lease_key: Option<[u8; 16]>,
+}
+
+/// A lease key unlikely to be any other client's: the process, the time and the run.
+fn new_lease_key(seed: u8) -> [u8; 16] {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut key = [0; 16];
+    key[..8].copy_from_slice(&nanos.to_le_bytes());
+    key[8..12].copy_from_slice(&std::process::id().to_le_bytes());
+    key[12] = seed;
+    key
+}
+
+/// The holder's CREATE, checked for the oplock level or the full lease it asked for.
+fn open_held(holder: &mut Session, o: &Options, seed: u8) -> Result<Held> {
+    let mut req = Request::new(Command::Create, holder.tree_id);
+    let args = open_args(OVERWRITE_IF);
+    let lease = LeaseContext {
+        key: new_lease_key(seed),
+        state: state::ALL,
+        flags: 0,
+        version: 2,
+        parent_key: [0; 16],
+        epoch: 0,
+    };
+    match o.kind {
+        BreakKind::Batch => {
+            msgs::encode_create_with_oplock(&o.file_name, &args, level::BATCH, &mut req.msg)
+        }
+        BreakKind::Lease => {
+            msgs::encode_create_with_lease(&o.file_name, &args, &lease, &mut req.msg)
+        }
+    }
+    let created = msgs::decode_create(&holder.conn.call_ok(req)?.msg)?;
+    match o.kind {
+        BreakKind::Batch if created.oplock_level != level::BATCH => Err(protocol(format!(
+            "asked for a batch oplock, got level 0x{:02x}",
+            created.oplock_level
+        ))),
+        BreakKind::Batch => Ok(Held {
+            file_id: created.file_id,
+            lease_key: None,
+        }),
+        BreakKind::Lease => match created.lease {
+            Some(l)
+                if created.oplock_level == level::LEASE
+                    && l.key == lease.key
+                    && l.state == state::ALL =>
+            {
+                Ok(Held {
+                    file_id: created.file_id,
+                    lease_key: Some(lease.key),
+                })
+            }
+            got => Err(protocol(format!(
+                "asked for an RWH lease, got oplock level 0x{:02x}, lease {got:?}",
+                created.oplock_level
+            ))),
+        },
+    }
+}
+
+/// A break the holder received, and the acknowledgment that answers it.
+struct Break {
+    to: u32,
+    ack: Option<Request>,
+}
+
+/// Whether `m` is the break of what `held` holds; then the acknowledgment to send (none for a
+/// lease break that does not ask for one, MS-SMB2 2.2.23.2).
+fn as_break(m: &Response, held: &Held, tree_id: u32) -> Result<Option<Break>> {
+    match held.lease_key {
+        None if m.is_oplock_break_notification() => {
+            let brk = msgs::decode_oplock_break(&m.msg)?;
+            if brk.file_id != held.file_id {
+                return Err(protocol("oplock break for another file"));
+            }
+            let new_level = if brk.oplock_level == level::II {
+                level::II
+            } else {
+                level::NONE
+            };
+            let mut ack = Request::new(Command::OplockBreak, tree_id);
+            msgs::encode_oplock_break_ack(new_level, &held.file_id, &mut ack.msg);
+            Ok(Some(Break {
+                to: u32::from(brk.oplock_level),
+                ack: Some(ack),
+            }))
+        }
+        Some(key) if m.is_lease_break_notification() => {
+            let brk = msgs::decode_lease_break(&m.msg)?;
+            if brk.key != key {
+                return Err(protocol("lease break for another lease key"));
+            }
+            let ack = (brk.flags & lease::NOTIFY_ACK_REQUIRED != 0).then(|| {
+                // MS-SMB2 3.2.5.19.2: the ack carries the state the client keeps, at most the new one.
+                let mut ack = Request::new(Command::OplockBreak, tree_id);
+                msgs::encode_lease_break_ack(&key, brk.new_state, &mut ack.msg);
+                ack
+            });
+            Ok(Some(Break {
+                to: brk.new_state,
+                ack,
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// One run; `seed` varies the data written.
 pub fn run_once(o: &Options, seed: u8) -> Result<Outcome> {
-    let requested = match o.kind {
-        BreakKind::Batch => level::BATCH,
-    };
     let mut holder = login(o.target, &o.unc, &o.login)?;
     if !holder.supports_multichannel() {
         return Err(protocol("the server does not offer multichannel"));
@@ -232,21 +371,8 @@ pub fn run_once(o: &Options, seed: u8) -> Result<Outcome> {
     let mut bound = holder.bind(o.second, &o.login)?;
     let mut other = login(o.target, &o.unc, &o.login)?;
 
-    let mut req = Request::new(Command::Create, holder.tree_id);
-    msgs::encode_create_with_oplock(
-        &o.file_name,
-        &open_args(OVERWRITE_IF),
-        requested,
-        &mut req.msg,
-    );
-    let created = msgs::decode_create(&holder.conn.call_ok(req)?.msg)?;
-    if created.oplock_level != requested {
-        return Err(protocol(format!(
-            "asked for oplock level 0x{requested:02x}, got 0x{:02x}",
-            created.oplock_level
-        )));
-    }
-    let file_id = created.file_id;
+    let held = open_held(&mut holder, o, seed)?;
+    let file_id = held.file_id;
     let data = pattern(seed, o.data_bytes);
     let half = data.len() / 2;
     let tree_id = holder.tree_id;
@@ -282,39 +408,24 @@ pub fn run_once(o: &Options, seed: u8) -> Result<Outcome> {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let (ch, at, msg) = from_channels
                     .recv_timeout(left)
-                    .map_err(|_| protocol("no oplock break arrived in time"))?;
+                    .map_err(|_| protocol("no break arrived in time"))?;
                 match msg {
-                    Ok(m) if m.is_oplock_break_notification() => {
-                        break (ch, at, msgs::decode_oplock_break(&m.msg)?)
-                    }
-                    Ok(_) => continue,
+                    Ok(m) => match as_break(&m, &held, tree_id)? {
+                        Some(brk) => break (ch, at, brk),
+                        None => continue,
+                    },
                     // The dark channel may end (the server gives up on it); the other must not.
                     Err(_) if ch == 0 && block.is_some() => continue,
                     Err(e) => return Err(e),
                 }
             };
-            if brk.file_id != file_id {
-                return Err(protocol("oplock break for another file"));
-            }
-            let new_level = if brk.oplock_level == level::II {
-                level::II
-            } else {
-                level::NONE
-            };
-            let mut ack = Request::new(Command::OplockBreak, tree_id);
-            msgs::encode_oplock_break_ack(new_level, &file_id, &mut ack.msg);
-            let ack_id = senders[channel].send(ack)?;
-            let ack_status = loop {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let (ch, _, msg) = from_channels
-                    .recv_timeout(left)
-                    .map_err(|_| protocol("no answer to the break acknowledgment"))?;
-                match msg {
-                    Ok(m) if ch == channel && m.header.message_id == ack_id => break m.status(),
-                    Ok(_) => continue,
-                    Err(_) if ch != channel => continue,
-                    Err(e) => return Err(e),
+            let acked = brk.ack.is_some();
+            let ack_status = match brk.ack {
+                Some(ack) => {
+                    let ack_id = senders[channel].send(ack)?;
+                    await_answer(&from_channels, channel, ack_id, deadline)?
                 }
+                None => NtStatus::SUCCESS,
             };
             let (mut other, opened, open_latency) =
                 opener.join().map_err(|_| protocol("opener panicked"))?;
@@ -325,8 +436,9 @@ pub fn run_once(o: &Options, seed: u8) -> Result<Outcome> {
             Ok(Outcome {
                 break_channel: channel,
                 break_address: addresses[channel],
-                break_level: brk.oplock_level,
+                break_to: brk.to,
                 dark_to_break: arrived - dark_at,
+                acked,
                 ack_status,
                 open_latency,
                 verified_bytes,

@@ -13,13 +13,13 @@ use smb3bench::report::json_str;
 use smb3d_protocol::dialect::SigningAlgorithm;
 
 const HELP: &str = "\
-smb3failover: how fast an oplock break reaches a holder whose first channel went dark.
+smb3failover: how fast an oplock or lease break reaches a holder whose first channel went dark.
 
 Usage:
   smb3failover //HOST[:PORT]/SHARE --user NAME --password-file FILE --second IP:PORT [options]
 
 Each run: a holder session (first channel to the target, second bound over --second) opens FILE
-with a batch oplock and writes --size bytes, half over each channel; the first channel goes dark
+with a batch oplock or an RWH lease and writes --size bytes, half over each channel; the first channel goes dark
 (--block iptables: DROP rules for its local port in INPUT and OUTPUT of the current network
 namespace, removed afterwards; refused in the host's namespace); a second client opens the file.
 The break must arrive on the second channel; the holder acknowledges it there; the second client's
@@ -27,7 +27,8 @@ open completes and it reads the data back.
 
 Options:
   --domain NAME         NTLMv2 domain (default empty)
-  --kind batch          what the holder holds (batch oplock; leases to come)
+  --kind KIND           what the holder holds: batch (a batch oplock, default) or lease (an RWH
+                        lease, v2 context; the break goes to any channel of its ClientGuid)
   --block MODE          iptables (default) or none (baseline: nothing goes dark)
   --runs N              runs (default 1)
   --size SIZE           bytes written before the break (default 1M)
@@ -74,7 +75,8 @@ fn parse(args: &[String]) -> Result<Cli, String> {
             "--kind" => {
                 kind = match value(a)?.as_str() {
                     "batch" => BreakKind::Batch,
-                    other => return Err(format!("--kind {other}: only batch so far")),
+                    "lease" => BreakKind::Lease,
+                    other => return Err(format!("--kind {other}: batch or lease")),
                 }
             }
             "--block" => {
@@ -132,13 +134,14 @@ fn ms(d: Duration) -> f64 {
 
 fn run_json(o: &Outcome) -> String {
     format!(
-        "{{\"ok\": true, \"break_channel\": {}, \"break_address\": {}, \"break_level\": {}, \
-         \"dark_to_break_ms\": {:.3}, \"ack_status\": {}, \"ack_status_name\": {}, \
+        "{{\"ok\": true, \"break_channel\": {}, \"break_address\": {}, \"break_to\": {}, \
+         \"dark_to_break_ms\": {:.3}, \"acked\": {}, \"ack_status\": {}, \"ack_status_name\": {}, \
          \"open_ms\": {:.3}, \"verified_bytes\": {}}}",
         o.break_channel,
         json_str(&o.break_address.to_string()),
-        o.break_level,
+        o.break_to,
         ms(o.dark_to_break),
+        o.acked,
         o.ack_status.0,
         json_str(o.ack_status.name()),
         ms(o.open_latency),

@@ -1,15 +1,19 @@
 //! Break delivery with real packet loss (issue 5): smb3d in the server namespace of
 //! `scripts/netns-topology`, `smb3failover` in the client namespace. A holder session with two
-//! channels (one per server NIC) opens a file with a batch oplock and writes data over both;
+//! channels (one per server NIC) opens a file with a batch oplock, or with an RWH lease (v2
+//! context, its own lease key), and writes data over both;
 //! iptables inside the client namespace then drops everything of its first channel; a second
 //! client opens the file. Checks: the break arrives on the surviving channel, well before the
 //! 35 s break timeout; the acknowledgment there is accepted; the second open completes; the data
 //! written before reads back intact over SMB and is in the file on the server; the rules are
 //! gone afterwards (they are removed by the tool, and with the namespaces in any case).
 //!
+//! For the lease, the break must go down from RWH to RH (the second open shares the file, so only
+//! write caching conflicts), ask for an acknowledgment, and the acknowledgment of RH must be
+//! accepted. The lease test's namespaces carry the tag `l2` (smb3d-cli-l2...).
+//!
 //! Needs root, `ip netns` and iptables (skips with a note otherwise, fails with
-//! SMB3D_REQUIRE_NETNS=1). A lease variant joins once the server grants leases: another
-//! `BreakKind` in smb3failover (`--kind`) and another test calling `break_fails_over`.
+//! SMB3D_REQUIRE_NETNS=1).
 
 use std::fs;
 use std::process::Stdio;
@@ -25,8 +29,11 @@ const DATA_BYTES: usize = 3 << 20;
 /// Far below the 35 s break timeout; one failover step is 6 RTOs (~1.3 s at loopback RTO).
 const FAILOVER_LIMIT_MS: f64 = 5000.0;
 
-fn break_fails_over(kind: &str) {
-    let Some(topo) = Topology::up() else { return };
+/// One smb3failover run of `kind` over a dead first channel; returns the run's JSON object.
+fn break_fails_over(kind: &str, netns_tag: &str) -> Value {
+    let Some(topo) = Topology::up_tagged(netns_tag) else {
+        return Value::Null;
+    };
     let server = Server::start(&topo);
     let survivor = format!("{}:{PORT}", SRV_V4[1]);
     let out = run(topo
@@ -92,9 +99,34 @@ fn break_fails_over(kind: &str) {
     let rules = run(topo.in_client("iptables").args(["-S"]));
     let rules = String::from_utf8_lossy(&rules.stdout);
     assert!(!rules.contains("DROP"), "rules left behind:\n{rules}");
+    r
 }
 
 #[test]
 fn batch_oplock_break_fails_over_to_the_surviving_channel() {
-    break_fails_over("batch");
+    let r = break_fails_over("batch", "");
+    if r != Value::Null {
+        // MS-SMB2 3.3.4.6: a batch oplock is broken to level II when the opener shares reading.
+        assert_eq!(
+            r.num("break_to"),
+            Some(1.0),
+            "broken to {:?}",
+            r.num("break_to")
+        );
+    }
+}
+
+#[test]
+fn rwh_lease_break_fails_over_to_the_surviving_channel() {
+    let r = break_fails_over("lease", "l2");
+    if r != Value::Null {
+        // RWH -> RH: only write caching conflicts with a second open that shares everything.
+        assert_eq!(
+            r.num("break_to"),
+            Some(3.0),
+            "broken to {:?}",
+            r.num("break_to")
+        );
+        assert_eq!(r.get("acked"), Some(&Value::Bool(true)), "no ack asked for");
+    }
 }

@@ -170,9 +170,23 @@ impl Response {
         NtStatus(self.header.status)
     }
 
-    /// An unsolicited oplock break notification (MS-SMB2 3.3.4.6: MessageId 0xFFFFFFFFFFFFFFFF).
+    /// An unsolicited oplock break notification (MS-SMB2 3.3.4.6: MessageId 0xFFFFFFFFFFFFFFFF,
+    /// StructureSize 24, MS-SMB2 2.2.23.1).
     pub fn is_oplock_break_notification(&self) -> bool {
-        self.header.command == Command::OplockBreak as u16 && self.header.message_id == u64::MAX
+        self.is_break_notification(24)
+    }
+
+    /// An unsolicited lease break notification (MS-SMB2 3.3.4.7: MessageId 0xFFFFFFFFFFFFFFFF,
+    /// StructureSize 44, MS-SMB2 2.2.23.2).
+    pub fn is_lease_break_notification(&self) -> bool {
+        self.is_break_notification(44)
+    }
+
+    fn is_break_notification(&self, structure_size: u16) -> bool {
+        self.header.command == Command::OplockBreak as u16
+            && self.header.message_id == u64::MAX
+            && self.msg.get(HEADER_BYTES..HEADER_BYTES + 2)
+                == Some(&structure_size.to_le_bytes()[..])
     }
 
     /// `Ok(self)` for success (and the given benign statuses), else the status as an error.

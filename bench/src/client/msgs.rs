@@ -7,7 +7,9 @@
 
 use smb3d_protocol::dialect::{Cipher, SigningAlgorithm};
 use smb3d_protocol::header::HEADER_BYTES;
+use smb3d_protocol::messages::lease::{self, LeaseBreakAck, LeaseBreakNotification, LeaseContext};
 use smb3d_protocol::messages::negotiate::{context_type, HASH_SHA512};
+use smb3d_protocol::messages::oplock_break;
 use smb3d_protocol::wire::{slice_at, string_to_utf16le, Reader, Result, Writer};
 use smb3d_protocol::NtStatus;
 
@@ -233,6 +235,31 @@ pub fn encode_create_with(
     durable: Option<Durable>,
     out: &mut Vec<u8>,
 ) {
+    encode_create_with_context(name, a, oplock_level, durable.map(durable_context), out);
+}
+
+/// CREATE request asking for a lease (RequestedOplockLevel SMB2_OPLOCK_LEVEL_LEASE with an RqLs
+/// context, MS-SMB2 2.2.13.2.8 for v1, 2.2.13.2.10 for v2 as `lease.version` says).
+pub fn encode_create_with_lease(
+    name: &str,
+    a: &CreateArgs,
+    lease: &LeaseContext,
+    out: &mut Vec<u8>,
+) {
+    let mut data = Vec::with_capacity(lease::LEASE_V2_BYTES);
+    lease.encode(&mut data);
+    let context = Some((b"RqLs", data));
+    encode_create_with_context(name, a, oplock_break::level::LEASE, context, out);
+}
+
+/// CREATE request with at most one create context (its 4-byte name and data).
+fn encode_create_with_context(
+    name: &str,
+    a: &CreateArgs,
+    oplock_level: u8,
+    context: Option<(&[u8; 4], Vec<u8>)>,
+    out: &mut Vec<u8>,
+) {
     let name = string_to_utf16le(name);
     let start = out.len();
     out.put_u16(57);
@@ -255,14 +282,13 @@ pub fn encode_create_with(
     if name.is_empty() {
         out.put_u8(0); // the Buffer holds at least one byte
     }
-    let Some(durable) = durable else {
+    let Some((tag, data)) = context else {
         return;
     };
     while !(out.len() - start).is_multiple_of(8) {
         out.put_u8(0);
     }
     let context_offset = HEADER_BYTES + out.len() - start;
-    let (tag, data) = durable_context(durable);
     // SMB2_CREATE_CONTEXT (MS-SMB2 2.2.13.2): the 4-byte name at 16, the data at 24.
     out.put_u32(0); // Next
     out.put_u16(16); // NameOffset
@@ -303,14 +329,16 @@ fn durable_context(d: Durable) -> (&'static [u8; 4], Vec<u8>) {
     }
 }
 
-/// CREATE response: file id, create action, end of file, the oplock granted and the durable
-/// handle timeout (when a DH2Q response came back).
+/// CREATE response: file id, create action, end of file, the oplock granted, the durable
+/// handle timeout (when a DH2Q response came back) and the lease granted (when an RqLs response
+/// came back).
 pub struct CreateReply {
     pub file_id: [u8; 16],
     pub create_action: u32,
     pub end_of_file: u64,
     pub oplock_level: u8,
     pub durable_timeout_ms: Option<u32>,
+    pub lease: Option<LeaseContext>,
 }
 
 pub fn decode_create(msg: &[u8]) -> Result<CreateReply> {
@@ -321,12 +349,16 @@ pub fn decode_create(msg: &[u8]) -> Result<CreateReply> {
     let durable_timeout_ms = create::find_context(&contexts, b"DH2Q")
         .and_then(|c| c.data.get(..4))
         .map(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]));
+    let lease = create::find_context(&contexts, b"RqLs")
+        .map(|c| LeaseContext::decode(c.data, true))
+        .transpose()?;
     Ok(CreateReply {
         file_id: c.file_id,
         create_action: c.create_action,
         end_of_file: c.end_of_file,
         oplock_level: c.oplock_level,
         durable_timeout_ms,
+        lease,
     })
 }
 
@@ -354,6 +386,21 @@ pub fn decode_oplock_break(msg: &[u8]) -> Result<OplockBreak> {
 /// Oplock break acknowledgment (MS-SMB2 2.2.24.1): the level the client now holds.
 pub fn encode_oplock_break_ack(oplock_level: u8, file_id: &[u8; 16], out: &mut Vec<u8>) {
     smb3d_protocol::messages::oplock_break::encode(oplock_level, file_id, out);
+}
+
+/// Decodes a lease break notification (MS-SMB2 2.2.23.2).
+pub fn decode_lease_break(msg: &[u8]) -> Result<LeaseBreakNotification> {
+    LeaseBreakNotification::decode(msg)
+}
+
+/// Lease break acknowledgment (MS-SMB2 2.2.24.2): the lease state the client now holds.
+pub fn encode_lease_break_ack(key: &[u8; 16], state: u32, out: &mut Vec<u8>) {
+    LeaseBreakAck { key: *key, state }.encode(out);
+}
+
+/// Decodes the server's response to a lease break acknowledgment (MS-SMB2 2.2.25.2).
+pub fn decode_lease_break_ack(msg: &[u8]) -> Result<LeaseBreakAck> {
+    LeaseBreakAck::decode(msg)
 }
 
 /// CLOSE request (MS-SMB2 2.2.15).
@@ -747,6 +794,38 @@ mod tests {
             }
         );
         assert!(decode_oplock_break(&v[..v.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn create_with_lease_and_lease_break_ack() {
+        use smb3d_protocol::messages::lease::{state, LeaseBreakAck, LeaseContext};
+        use smb3d_protocol::messages::oplock_break::level;
+        let lease = LeaseContext {
+            key: [5; 16],
+            state: state::ALL,
+            flags: 0,
+            version: 2,
+            parent_key: [0; 16],
+            epoch: 0,
+        };
+        let mut v = msg();
+        encode_create_with_lease("f.bin", &crate::client::files::file_args(1), &lease, &mut v);
+        let req = m::create::CreateRequest::decode(&v).unwrap();
+        assert_eq!(req.requested_oplock_level, level::LEASE);
+        let contexts = m::create::parse_contexts(req.contexts).unwrap();
+        let rqls = m::create::find_context(&contexts, b"RqLs").expect("RqLs context");
+        assert_eq!(LeaseContext::decode(rqls.data, true).unwrap(), lease);
+
+        let mut v = msg();
+        encode_lease_break_ack(&[5; 16], state::READ | state::HANDLE, &mut v);
+        let want = LeaseBreakAck {
+            key: [5; 16],
+            state: state::READ | state::HANDLE,
+        };
+        assert_eq!(LeaseBreakAck::decode(&v).unwrap(), want);
+        // The server's response has the same shape.
+        assert_eq!(decode_lease_break_ack(&v).unwrap(), want);
+        assert!(decode_lease_break_ack(&v[..v.len() - 1]).is_err());
     }
 
     #[test]
