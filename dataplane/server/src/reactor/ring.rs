@@ -148,6 +148,9 @@ fn check_breaks(c: &mut Conn, server: &ServerState) {
         .channels_declared_dead
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     c.closing = true;
+    if !tcp::abort(fd) {
+        warn!(peer = %c.conn.peer, "cannot abort the dead channel with a RST: it ends with a FIN");
+    }
     let _ = nix::sys::socket::shutdown(fd, nix::sys::socket::Shutdown::Both);
     for b in std::mem::take(&mut c.unacked_breaks) {
         crate::oplock::redeliver(server, &b.route, b.frame, c.conn.handle);

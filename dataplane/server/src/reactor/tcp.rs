@@ -10,6 +10,22 @@ use nix::sys::socket::{setsockopt, sockopt};
 
 use crate::server::DeadPeer;
 
+/// Abort the connection now with a RST, keeping the descriptor (connect with AF_UNSPEC
+/// disconnects a TCP socket, Linux tcp_disconnect). For a channel declared dead: a FIN, from
+/// shutdown or close, waits behind the unacknowledged bytes and never reaches a peer whose
+/// acknowledgments are lost; a RST goes out at once, so a peer that still receives learns the
+/// channel is gone and fails what it sent there (a lease break acknowledgment, say) instead of
+/// waiting on it. Operations in flight on the socket end with an error. False if it failed.
+pub fn abort(fd: RawFd) -> bool {
+    // SAFETY: sockaddr is plain data; all-zero is a valid value for it.
+    let mut unspec: libc::sockaddr = unsafe { std::mem::zeroed() };
+    unspec.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+    let len = std::mem::size_of::<libc::sockaddr>() as libc::socklen_t;
+    // SAFETY: connect reads `len` bytes from `unspec`, a live local of that size.
+    let rc = unsafe { libc::connect(fd, &unspec, len) };
+    rc == 0
+}
+
 /// Give an accepted connection the socket options every channel gets: no Nagle delay, and
 /// the dead-peer settings (TCP_USER_TIMEOUT, keepalive). Failures are logged, not fatal: the
 /// connection still works, only a dead peer is found later.
