@@ -525,18 +525,16 @@ pub fn run(
                     if res >= 0 {
                         // SAFETY: a successful accept CQE carries a new descriptor owned by nobody else.
                         let fd = unsafe { OwnedFd::from_raw_fd(res) };
-                        if conns.len() - free.len() >= MAX_CONNECTIONS {
-                            warn!("connection limit reached; refusing");
-                            continue;
-                        }
-                        let idx = add_connection(
+                        let Some(idx) = add_connection(
                             &mut conns,
                             &mut free,
                             &mut next_gen,
                             &server,
                             spec.index,
                             fd,
-                        );
+                        ) else {
+                            continue;
+                        };
                         if let Some(c) = conns[idx].as_mut() {
                             arm_recv(&mut ring, c, idx)?;
                         }
@@ -702,18 +700,16 @@ pub fn run(
                                 // A connection handed over by another worker: the request that
                                 // moved it (a NEGOTIATE, or a bind of a session of ours) is
                                 // already in hand and runs now, as if just received.
-                                if conns.len() - free.len() >= MAX_CONNECTIONS {
-                                    warn!("connection limit reached; refusing a handed-over connection");
-                                    continue;
-                                }
-                                let idx = add_connection(
+                                let Some(idx) = add_connection(
                                     &mut conns,
                                     &mut free,
                                     &mut next_gen,
                                     &server,
                                     spec.index,
                                     adoption.fd,
-                                );
+                                ) else {
+                                    continue;
+                                };
                                 let Some(c) = conns[idx].as_mut() else {
                                     continue;
                                 };
@@ -837,7 +833,8 @@ fn live_conn(conns: &mut [Option<Conn>], slot: usize, gen: u32) -> Option<&mut C
         .filter(|c| c.gen == gen)
 }
 
-/// Register a new connection (accepted here, or handed over) in a free slot.
+/// Register a new connection (accepted here, or handed over) in a free slot; `None` (the
+/// descriptor closed) when the reactor already holds `MAX_CONNECTIONS`.
 fn add_connection(
     conns: &mut Vec<Option<Conn>>,
     free: &mut Vec<usize>,
@@ -845,7 +842,11 @@ fn add_connection(
     server: &Arc<ServerState>,
     reactor: usize,
     fd: OwnedFd,
-) -> usize {
+) -> Option<usize> {
+    if conns.len() - free.len() >= MAX_CONNECTIONS {
+        warn!(reactor, "connection limit reached; refusing a connection");
+        return None;
+    }
     tcp::configure_connection(&fd, &server.config.dead_peer);
     // Non-blocking for the splices on this thread (io_uring's own operations do not mind).
     let flags = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::F_GETFL)
@@ -893,7 +894,7 @@ fn add_connection(
         acked_upto: 0,
         acked_progress_at: std::time::Instant::now(),
     });
-    idx
+    Some(idx)
 }
 
 /// Close the connections whose login, partial-PDU or idle timeout ran out: shutting the socket
