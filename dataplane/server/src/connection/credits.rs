@@ -113,6 +113,8 @@ impl CreditWindow {
         if granted == 0 && outstanding == 0 {
             granted = 1;
         }
+        // A window handed over by another worker may end at the last message id already.
+        granted = granted.min(u64::MAX - self.high);
         for _ in 0..granted {
             self.used.push_back(false);
         }
@@ -125,6 +127,14 @@ impl CreditWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn window_ending_at_the_last_id_grants_nothing_more() {
+        let mut w = CreditWindow::from_parts(u64::MAX - 1, vec![false], 100).unwrap();
+        w.consume(u64::MAX - 1, 1).unwrap();
+        assert_eq!(w.grant(10, 1), 0);
+        assert!(w.consume(u64::MAX, 1).is_err());
+    }
 
     #[test]
     fn window_rules() {
