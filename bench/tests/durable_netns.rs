@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 
 mod common;
+mod durable;
 mod netns;
 use netns::{run, Server, Topology, PASSWORD, PORT, SRV_V4, USER};
 
@@ -86,12 +87,11 @@ fn durable_open_survives_a_dropped_connection() {
 #[test]
 #[ignore = "run by durable_open_survives_a_dropped_connection inside the client namespace"]
 fn client_in_namespace() {
+    use durable::{durable_create, login_options, write_at};
     use smb3bench::client::conn::Request;
-    use smb3bench::client::msgs::{self, CreateArgs, Durable};
-    use smb3bench::client::ntlm::Credentials;
-    use smb3bench::client::session::{login, login_as, LoginOptions, Session};
+    use smb3bench::client::msgs::{self, Durable};
+    use smb3bench::client::session::{login, login_as, Session};
     use smb3bench::failover::PortBlock;
-    use smb3d_protocol::dialect::SigningAlgorithm;
     use smb3d_protocol::header::Command as Smb2Command;
     use smb3d_protocol::messages::oplock_break::level::BATCH;
 
@@ -100,34 +100,10 @@ fn client_in_namespace() {
         .parse()
         .expect("server address");
     let unc = format!("\\\\{}\\share", addr.ip());
-    let opts = LoginOptions {
-        creds: Credentials {
-            user: USER.into(),
-            domain: String::new(),
-            password: PASSWORD.into(),
-        },
-        sign: true,
-        encrypt: None,
-        signing: SigningAlgorithm::AesCmac,
-    };
-    let args = CreateArgs {
-        desired_access: 0x0012_019F, // read, write, attributes
-        file_attributes: 0,
-        share_access: 0,
-        disposition: 3, // OPEN_IF
-        options: 0,
-    };
+    let opts = login_options(USER, PASSWORD);
     let create = |s: &mut Session, durable: Durable| {
-        let mut req = Request::new(Smb2Command::Create, s.tree_id);
-        msgs::encode_create_with("durable.dat", &args, BATCH, Some(durable), &mut req.msg);
+        let req = durable_create(s, durable);
         s.conn.call_ok(req)
-    };
-    let write = |s: &mut Session, file_id: &[u8; 16], offset: u64, data: &[u8]| {
-        let mut req = Request::with_payload(Smb2Command::Write, s.tree_id, data.len() as u32);
-        msgs::encode_write_head(file_id, offset, data.len() as u32, &mut req.msg);
-        req.msg.extend_from_slice(data);
-        let resp = s.conn.call_ok(req).expect("write");
-        assert_eq!(msgs::decode_write(&resp.msg).unwrap() as usize, data.len());
     };
     let create_guid: [u8; 16] = rand::random();
 
@@ -143,7 +119,7 @@ fn client_in_namespace() {
     let reply = msgs::decode_create(&opened.msg).unwrap();
     assert_eq!(reply.oplock_level, BATCH);
     assert!(reply.durable_timeout_ms.is_some(), "a durable handle");
-    write(&mut s1, &reply.file_id, 0, &first_part());
+    write_at(&mut s1, &reply.file_id, 0, &first_part());
 
     // The path goes dark: nothing of this connection passes either way from now on, so the
     // server sees no FIN or RST. The client gives up on it.
@@ -164,7 +140,7 @@ fn client_in_namespace() {
     let back = msgs::decode_create(&reclaimed.msg).unwrap();
     assert_eq!(back.file_id, reply.file_id, "the same open");
     assert_eq!(back.end_of_file, PART_BYTES as u64);
-    write(&mut s2, &back.file_id, PART_BYTES as u64, &second_part());
+    write_at(&mut s2, &back.file_id, PART_BYTES as u64, &second_part());
     let mut req = Request::new(Smb2Command::Close, s2.tree_id);
     msgs::encode_close(&back.file_id, &mut req.msg);
     s2.conn.call_ok(req).expect("close");

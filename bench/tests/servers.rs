@@ -7,7 +7,6 @@
 //! smbd; without them it says so and passes.
 
 use std::fs;
-use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,7 +16,8 @@ use std::time::{Duration, Instant};
 use smb3bench::json::{self, Value};
 
 mod common;
-use common::{smb3d_binary, workspace_root};
+mod durable;
+use common::{add_user, smb3d_binary, workspace_root};
 
 const USER: &str = "smb3benchtest";
 const PASSWORD: &str = "Bench-pw-42";
@@ -81,21 +81,7 @@ impl Smb3d {
         let share = dir.0.join("share");
         fs::create_dir_all(&share).unwrap();
         let passdb = dir.0.join("passdb");
-        let mut add = Command::new(smb3d_binary())
-            .args(["user", "add", "--passdb"])
-            .arg(&passdb)
-            .arg(USER)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("smb3d user add");
-        let _ = add
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{PASSWORD}\n").as_bytes());
-        assert!(add.wait().unwrap().success(), "smb3d user add failed");
+        add_user(&passdb, USER, PASSWORD);
         for attempt in 0..5 {
             let port = free_port();
             let log = fs::File::create(dir.0.join(format!("smb3d-{attempt}.log"))).unwrap();
@@ -287,23 +273,12 @@ fn signed_encrypted_and_fallback_to_one_channel_against_smb3d() {
 #[test]
 fn file_operations_against_smb3d() {
     use smb3bench::client::files::{self, file_args};
-    use smb3bench::client::ntlm::Credentials;
-    use smb3bench::client::session::{login, LoginOptions};
-    use smb3d_protocol::dialect::SigningAlgorithm;
+    use smb3bench::client::session::login;
     use smb3d_protocol::messages::create::disposition;
 
     let server = Smb3d::start();
     let share = server.dir.0.join("share");
-    let opts = LoginOptions {
-        creds: Credentials {
-            user: USER.into(),
-            domain: String::new(),
-            password: PASSWORD.into(),
-        },
-        sign: true,
-        encrypt: None,
-        signing: SigningAlgorithm::AesCmac,
-    };
+    let opts = durable::login_options(USER, PASSWORD);
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server.port));
     let mut s = login(addr, "\\\\127.0.0.1\\share", &opts).expect("log in");
     let (c, t) = (&mut s.conn, s.tree_id);
@@ -374,11 +349,10 @@ fn errors_are_reported_by_status_name() {
 /// written, each part once, and the reclaimed open is the same FileId.
 #[test]
 fn durable_handle_survives_a_lost_connection() {
+    use durable::{durable_create, login_options, write_at};
     use smb3bench::client::conn::{Error, Request};
-    use smb3bench::client::msgs::{self, CreateArgs, Durable};
-    use smb3bench::client::ntlm::Credentials;
-    use smb3bench::client::session::{login, login_as, LoginOptions, Session};
-    use smb3d_protocol::dialect::SigningAlgorithm;
+    use smb3bench::client::msgs::{self, Durable};
+    use smb3bench::client::session::{login, login_as, Session};
     use smb3d_protocol::header::Command as Smb2Command;
     use smb3d_protocol::messages::oplock_break::level::BATCH;
     use smb3d_protocol::NtStatus;
@@ -387,34 +361,10 @@ fn durable_handle_survives_a_lost_connection() {
     let server = Smb3d::start();
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server.port));
     let unc = "\\\\127.0.0.1\\share";
-    let opts = LoginOptions {
-        creds: Credentials {
-            user: USER.into(),
-            domain: String::new(),
-            password: PASSWORD.into(),
-        },
-        sign: true,
-        encrypt: None,
-        signing: SigningAlgorithm::AesCmac,
-    };
-    let args = CreateArgs {
-        desired_access: 0x0012_019F, // read, write, attributes
-        file_attributes: 0,
-        share_access: 0,
-        disposition: 3, // OPEN_IF
-        options: 0,
-    };
+    let opts = login_options(USER, PASSWORD);
     let create = |s: &mut Session, durable: Durable| {
-        let mut req = Request::new(Smb2Command::Create, s.tree_id);
-        msgs::encode_create_with("durable.dat", &args, BATCH, Some(durable), &mut req.msg);
+        let req = durable_create(s, durable);
         s.conn.call(req)
-    };
-    let write = |s: &mut Session, file_id: &[u8; 16], offset: u64, data: &[u8]| {
-        let mut req = Request::with_payload(Smb2Command::Write, s.tree_id, data.len() as u32);
-        msgs::encode_write_head(file_id, offset, data.len() as u32, &mut req.msg);
-        req.msg.extend_from_slice(data);
-        let resp = s.conn.call_ok(req).expect("write");
-        assert_eq!(msgs::decode_write(&resp.msg).unwrap() as usize, data.len());
     };
     let first: Vec<u8> = (0..PART_BYTES).map(|i| (i % 251) as u8).collect();
     let second: Vec<u8> = (0..PART_BYTES).map(|i| (i % 241) as u8 ^ 0x5a).collect();
@@ -437,7 +387,7 @@ fn durable_handle_survives_a_lost_connection() {
         Some(60_000),
         "the default durable timeout"
     );
-    write(&mut s1, &reply.file_id, 0, &first);
+    write_at(&mut s1, &reply.file_id, 0, &first);
 
     // The connection is lost: no CLOSE, no LOGOFF.
     let client_guid = s1.client_guid();
@@ -476,7 +426,7 @@ fn durable_handle_survives_a_lost_connection() {
     let back = msgs::decode_create(&reclaimed.msg).unwrap();
     assert_eq!(back.file_id, reply.file_id, "the same open");
     assert_eq!(back.end_of_file, PART_BYTES as u64);
-    write(&mut s2, &back.file_id, PART_BYTES as u64, &second);
+    write_at(&mut s2, &back.file_id, PART_BYTES as u64, &second);
     let mut req = Request::new(Smb2Command::Close, s2.tree_id);
     msgs::encode_close(&back.file_id, &mut req.msg);
     s2.conn.call_ok(req).expect("close");

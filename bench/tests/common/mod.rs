@@ -1,7 +1,10 @@
-//! What the integration tests share: where the workspace is and which smb3d binary to run.
+//! What the integration tests share: where the workspace is, which smb3d binary to run and how
+//! to give it a user.
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -25,4 +28,23 @@ pub fn smb3d_binary() -> PathBuf {
         .max()
         .map(|(_, p)| p)
         .expect("no smb3d binary: run `cargo build --release -p smb3d` (or set SMB3D_BINARY)")
+}
+
+/// Adds `user` with `password` to the passdb file `passdb` (`smb3d user add`, password on stdin).
+pub fn add_user(passdb: &Path, user: &str, password: &str) {
+    let mut add = Command::new(smb3d_binary())
+        .args(["user", "add", "--passdb"])
+        .arg(passdb)
+        .arg(user)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("smb3d user add");
+    let _ = add
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes());
+    assert!(add.wait().expect("wait").success(), "smb3d user add failed");
 }

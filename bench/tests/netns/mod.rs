@@ -4,13 +4,12 @@
 //! fails; deleting the namespaces also removes any iptables rules made inside them.
 
 use std::fs;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::{smb3d_binary, workspace_root};
+use crate::common::{add_user, smb3d_binary, workspace_root};
 
 pub const USER: &str = "mcnetns";
 pub const PASSWORD: &str = "Netns-pw-7";
@@ -109,21 +108,7 @@ impl Server {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("share")).expect("create share directory");
         let passdb = dir.join("passdb");
-        let mut add = Command::new(smb3d_binary())
-            .args(["user", "add", "--passdb"])
-            .arg(&passdb)
-            .arg(USER)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("smb3d user add");
-        let _ = add
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(format!("{PASSWORD}\n").as_bytes());
-        assert!(add.wait().expect("wait").success(), "smb3d user add failed");
+        add_user(&passdb, USER, PASSWORD);
         fs::write(dir.join("pw"), format!("{PASSWORD}\n")).expect("password file");
         let log = dir.join("smb3d.log");
         let log_file = fs::File::create(&log).expect("log file");
